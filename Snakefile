@@ -1,0 +1,22 @@
+# kappaflow: two-stage transfer learning of lattice thermal conductivity (ParAIsite).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/scan.smk"
+
+
+rule all:
+    input:
+        data_targets(),
+        prepare_targets(),
+        train_targets(),
+        evaluate_targets(),
+        scan_targets(),
+    default_target: True

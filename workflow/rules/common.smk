@@ -1,0 +1,11 @@
+from snakemake.utils import validate
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+GRAPH_DATASETS = ["aflow", "dataset1", "dataset2"]
+HQ_DATASETS = ["dataset1", "dataset2"]
+PRETRAINED = "resources/pretrained/MEGNet-MP-2018.6.1-Eform"
