@@ -1,7 +1,9 @@
+from pathlib import Path
+
 from snakemake.utils import validate
 
 
-configfile: "config/config.yaml"
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
 validate(config, schema="../schemas/config.schema.yaml")
