@@ -1,0 +1,104 @@
+"""Featurization throughput: kappaflow's pipeline vs matgl's Structure2Graph, and load-back speed.
+
+Usage::
+
+    python benchmarks/featurize.py --structures results/data/aflow.parquet --workers 2
+
+Measures (best of ``--repeats``):
+
+- ``kappaflow featurize_file``: read the validated parquet, build every graph, write the graph parquet,
+  in one process and with a process pool forced (the pipeline uses the pool from 4,000 graphs per process);
+- ``matgl Structure2Graph``: ``get_graph`` on ready pymatgen structures (one process; the reference);
+- ``read_graph_set + batch()``: load the graph parquet and collate every batch of ``--batch-size``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from kappaflow import graphs
+from matgl.ext.pymatgen import Structure2Graph
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Shortest wall time and shortest CPU time of this process over ``repeats`` calls.
+
+    On a shared machine the CPU time is the steadier figure for single-process steps; it does not
+    count the work of child processes.
+    """
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
+def load_and_batch(path: Path, batch_size: int, shuffle: bool) -> int:
+    """Read a graph table and collate one epoch of batches with ``GraphSet.batch``; number of batches."""
+    graph_set = graphs.read_graph_set(path)
+    order = np.random.default_rng(0).permutation(len(graph_set)) if shuffle else np.arange(len(graph_set))
+    return sum(
+        1 for start in range(0, len(order), batch_size) if graph_set.batch(order[start : start + batch_size])
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--structures", type=Path, default=Path("results/data/aflow.parquet"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cutoff", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+
+    records = pq.read_table(args.structures).to_pylist()
+    n = len(records)
+    structures = [graphs.record_to_structure(record) for record in records]
+    converter = Structure2Graph(element_types=graphs.ELEMENT_TYPES, cutoff=args.cutoff)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "graphs.parquet"
+        rows = {
+            "kappaflow featurize_file, 1 process, incl. parquet I/O": best_time(
+                lambda: graphs.featurize_file(args.structures, out, args.cutoff, 1), args.repeats
+            )
+        }
+        graphs.GRAPHS_PER_PROCESS = 1  # force the pool even below its break-even size
+        rows[f"kappaflow featurize_file, pool of {args.workers}, incl. parquet I/O (wall only)"] = best_time(
+            lambda: graphs.featurize_file(args.structures, out, args.cutoff, args.workers), args.repeats
+        )
+        rows["matgl Structure2Graph.get_graph, 1 process, no I/O"] = best_time(
+            lambda: [converter.get_graph(s) for s in structures], 1
+        )
+        rows["read_graph_set only"] = best_time(lambda: graphs.read_graph_set(out), args.repeats)
+        for shuffle in (False, True):
+            label = f"read_graph_set + batch() × all batches of {args.batch_size}, {'shuffled' if shuffle else 'in order'}"
+            rows[label] = best_time(
+                functools.partial(load_and_batch, out, args.batch_size, shuffle), args.repeats
+            )
+        size_mb = out.stat().st_size / 1e6
+
+    print(f"{n} structures from {args.structures} (cutoff {args.cutoff} Å), graph parquet {size_mb:.1f} MB\n")
+    print(f"| {'step':<72} | {'wall s':>7} | {'cpu s':>7} | {'structures/s (wall)':>19} |")
+    print(f"|{'-' * 74}|{'-' * 9}|{'-' * 9}|{'-' * 21}|")
+    for name, (wall, cpu) in rows.items():
+        print(f"| {name:<72} | {wall:7.3f} | {cpu:7.3f} | {n / wall:19,.0f} |")
+    values = list(rows.values())
+    featurize, reference, load = values[0], values[2], values[-1]
+    for label, index in (("wall", 0), ("cpu", 1)):
+        print(
+            f"{label}: featurize_file (1 process) {reference[index] / featurize[index]:.1f}x faster than "
+            f"Structure2Graph; load + shuffled batches {featurize[index] / load[index]:.1f}x faster than featurizing"
+        )
+
+
+if __name__ == "__main__":
+    main()

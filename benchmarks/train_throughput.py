@@ -1,0 +1,148 @@
+"""Training throughput (structures/s per epoch) of KappaNet at a given batch size on this machine.
+
+Stage 1: an AFLOW-sized set (the first N mirror AFLOW CIFs); stage 2: Dataset1 (mirror MP structures).
+Two numbers per stage: the bare loop (pre-collated resident batches, forward + backward + Adam, no
+Lightning) and the real Lightning loop of kappaflow.training (KappaModule + GraphLoader, which collates
+each shuffled batch from the flat arrays). Optionally a torch.profiler table of the bare loop.
+
+    python benchmarks/train_throughput.py --threads 2 --aflow 500 --epochs 3 [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import lightning as pl
+import numpy as np
+import pandas as pd
+import torch
+from kappaflow.graphs import (
+    GRAPH_SCHEMA,
+    GraphSet,
+    featurize_record,
+    graph_set_from_table,
+    structure_to_record,
+)
+from kappaflow.model import build_kappanet
+from kappaflow.training.data import GraphLoader
+from kappaflow.training.module import KappaModule, mape_kappa
+from kappaflow.training.scaling import TargetScaler
+from pymatgen.core import Structure
+
+MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
+PRETRAINED = MIRROR / "pretrained" / "MEGNet-MP-2018.6.1-Eform"
+
+
+def graph_set(rows: list[tuple[str, Structure, float]]) -> GraphSet:
+    """GraphSet of (id, structure, κ) rows, cutoff 4 Å."""
+    import pyarrow as pa
+
+    records = [
+        featurize_record({"id": i, "dataset": "bench", "target": k, **structure_to_record(s)}, 4.0) for i, s, k in rows
+    ]
+    table = pa.Table.from_pylist(records, schema=GRAPH_SCHEMA).replace_schema_metadata({"kappaflow.cutoff": "4.0"})
+    return graph_set_from_table(table)
+
+
+def aflow_set(n: int) -> GraphSet:
+    warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
+    labels = pd.read_csv(MIRROR / "aflow_agl" / "labels.csv").head(n)
+    return graph_set([(e, Structure.from_file(MIRROR / "aflow_agl" / "cif" / f"{e}.cif"), float(k))
+                      for e, k in zip(labels.entry, labels.agl_thermal_conductivity_300K)])
+
+
+def dataset1_set() -> GraphSet:
+    labels = pd.read_csv(MIRROR / "hq" / "dataset1.csv")
+    rows = []
+    for mp_id, kappa in zip(labels.mp_id, labels.ltc_wmk):
+        path = MIRROR / "mp" / "structures" / f"{mp_id}.json"
+        if path.is_file():
+            rows.append((mp_id, Structure.from_dict(json.loads(path.read_text())), float(kappa)))
+    return graph_set(rows)
+
+
+def bare_loop(graphs: GraphSet, batch_size: int, epochs: int, profile: bool) -> float:
+    """Structures/s of forward + backward + Adam over pre-collated resident batches."""
+    model = build_kappanet(PRETRAINED).train()
+    scaler = TargetScaler.fit(graphs.targets)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    kappa = torch.as_tensor(graphs.targets, dtype=torch.float32)
+    order = np.random.default_rng(0).permutation(len(graphs))
+    batches = [(graphs.batch(order[i:i + batch_size]), kappa[order[i:i + batch_size]])
+               for i in range(0, len(graphs), batch_size)]
+
+    def epoch() -> None:
+        for batch, target in batches:
+            optimizer.zero_grad(set_to_none=True)
+            mape_kappa(model(batch), target, scaler).backward()
+            optimizer.step()
+
+    epoch()  # warm-up
+    start = time.perf_counter()
+    for _ in range(epochs):
+        epoch()
+    rate = epochs * len(graphs) / (time.perf_counter() - start)
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            epoch()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+    return rate
+
+
+class EpochTimer(pl.Callback):
+    """Wall time of each training epoch (batches only, validation excluded)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+
+def lightning_loop(graphs: GraphSet, batch_size: int, epochs: int) -> float:
+    """Structures/s of the training part of each epoch in kappaflow's Lightning loop."""
+    pl.seed_everything(1, verbose=False)
+    module = KappaModule(build_kappanet(PRETRAINED), TargetScaler.fit(graphs.targets))
+    timer = EpochTimer()
+    trainer = pl.Trainer(max_epochs=epochs + 1, accelerator="cpu", devices=1, logger=False, callbacks=[timer],
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         num_sanity_val_steps=0, limit_val_batches=1)
+    trainer.fit(module, GraphLoader(graphs, batch_size, shuffle=True, seed=1), GraphLoader(graphs.subset(np.arange(8)), 8))
+    return len(graphs) / float(np.mean(timer.times[1:]))  # first epoch is warm-up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--aflow", type=int, default=500, help="AFLOW structures for stage 1")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(args.flush_denormal)
+    sets = {"stage1 (AFLOW)": aflow_set(args.aflow), "stage2 (Dataset1)": dataset1_set()}
+    results = {}
+    for name, graphs in sets.items():
+        bare = bare_loop(graphs, args.batch_size, args.epochs, args.profile and name.startswith("stage1"))
+        lit = lightning_loop(graphs, args.batch_size, args.epochs)
+        results[name] = {"n": len(graphs), "bare_structures_per_s": round(bare, 1),
+                         "lightning_structures_per_s": round(lit, 1)}
+        print(f"{name}: {len(graphs)} structures, batch {args.batch_size}, {args.threads} threads: "
+              f"bare loop {bare:.0f}/s, Lightning loop {lit:.0f}/s", flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

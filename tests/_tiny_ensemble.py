@@ -1,0 +1,72 @@
+"""A tiny trained step-III ensemble (3 runs, 1 epoch, small MEGNet) built once per test session.
+
+Imported by the predict, CLI and scan tests; the ensemble is built with the real training runner.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from kappaflow.graphs import featurize_record, structure_to_record, write_graph_table
+from kappaflow.training.runner import RunSpec, train_run
+from pymatgen.core import Structure
+
+MIRROR_DIR = (Path(__file__).resolve().parents[1].parent / "shared" / "data").resolve()
+PRETRAINED_DIR = MIRROR_DIR / "pretrained" / "MEGNet-MP-2018.6.1-Eform"
+TINY_INIT_ARGS = {
+    "dim_node_embedding": 8,
+    "dim_edge_embedding": 16,
+    "hidden_layer_sizes_input": [16, 8],
+    "hidden_layer_sizes_conv": [16, 16, 8],
+    "hidden_layer_sizes_output": [8, 4],
+    "nblocks": 2,
+}
+SEEDS = (1, 2, 3)
+TRAIN_SETS = ("Dataset1", "Dataset2", "MIX")
+_CACHE: dict[str, Path] = {}
+
+
+def _dataset1_graphs(folder: Path, n: int = 12) -> str:
+    labels = pd.read_csv(MIRROR_DIR / "hq" / "dataset1.csv")
+    records = []
+    for mp_id, kappa in zip(labels.mp_id, labels.ltc_wmk):
+        path = MIRROR_DIR / "mp" / "structures" / f"{mp_id}.json"
+        if path.is_file():
+            structure = Structure.from_dict(json.loads(path.read_text()))
+            record = {"id": mp_id, "dataset": "dataset1", "target": float(kappa), **structure_to_record(structure)}
+            records.append(featurize_record(record, 4.0))
+        if len(records) == n:
+            break
+    path = folder / "graphs" / "dataset1.parquet"
+    write_graph_table(records, path, cutoff=4.0)
+    return str(path)
+
+
+def tiny_models(root: Path) -> Path:
+    """``<root>/results/models`` with ``stepIII/{Dataset1,Dataset2,MIX}/run{1,2,3}/best.ckpt`` (cached).
+
+    Every train set gets the same three tiny runs (trained on Dataset1): enough for ensemble logic.
+    """
+    if "models" in _CACHE:
+        return _CACHE["models"]
+    graphs = _dataset1_graphs(root)
+    models = root / "results" / "models"
+    for seed in SEEDS:
+        out = models / "stepIII" / "Dataset1" / f"run{seed}"
+        spec = RunSpec(
+            step="III", train_on="Dataset1", seed=seed, out_dir=str(out), graph_paths={"dataset1": graphs},
+            pretrained_dir=str(PRETRAINED_DIR), init="random", test_sets=[], epochs=1, batch_size=4,
+            head_hidden=[8], init_args=dict(TINY_INIT_ARGS),
+        )
+        train_run(spec, progress_bar=False)
+    for train_set in TRAIN_SETS[1:]:
+        for seed in SEEDS:
+            source = models / "stepIII" / "Dataset1" / f"run{seed}"
+            target = models / "stepIII" / train_set / f"run{seed}"
+            target.mkdir(parents=True)
+            for name in ("best.ckpt", "run.json"):
+                (target / name).write_bytes((source / name).read_bytes())
+    _CACHE["models"] = models
+    return models

@@ -1,0 +1,92 @@
+"""Ensemble prediction: loading runs once, mean/std over the runs, per-structure errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _predict_helpers import write_bad_structures
+from _tiny_ensemble import tiny_models
+from kappaflow.graphs import structure_to_record
+from kappaflow.inputs import Item, read_inputs
+from kappaflow.predict import (
+    ModelError,
+    ensemble_checkpoints,
+    ensemble_kappa,
+    graph_set,
+    load_ensemble,
+    mean_std,
+    predict_items,
+    resolve_device,
+)
+from kappaflow.training.checkpoint import load_trained
+from kappaflow.training.predict import predict_kappa
+from pymatgen.core import Structure
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def structures(mirror_dir: Path) -> list[Structure]:
+    return [Structure.from_file(mirror_dir / "mp" / "structures" / f"{mp_id}.json") for mp_id in ("mp-1000", "mp-10010", "mp-10044")]
+
+
+def test_mean_and_std_match_a_manual_computation(models: Path, structures: list[Structure]) -> None:
+    folder = models / "stepIII" / "MIX"
+    ensemble = load_ensemble(folder)
+    assert ensemble.runs == ["run1", "run2", "run3"] and ensemble.name == "stepIII/MIX"
+    records = [{"id": str(i), "dataset": "user", "target": np.nan, **structure_to_record(s)} for i, s in enumerate(structures)]
+    graphs = graph_set(records, 4.0)
+    manual = np.stack([predict_kappa(*load_trained(folder / f"run{seed}" / "best.ckpt"), graphs) for seed in (1, 2, 3)])
+    np.testing.assert_allclose(ensemble_kappa(ensemble, graphs, batch_size=2), manual, rtol=1e-5)
+    table = predict_items([Item(f"s{i}", structure=s) for i, s in enumerate(structures)], ensemble)
+    np.testing.assert_allclose(table["pred_mean_wmk"], manual.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(table["pred_std_wmk"], manual.std(axis=0, ddof=1), rtol=1e-4)
+    assert (table["n_models"] == 3).all() and table["error"].isna().all()
+    assert list(table["formula"]) == [s.composition.reduced_formula for s in structures]
+
+
+def test_single_model_has_nan_std() -> None:
+    mean, std = mean_std(np.array([[1.0, 2.0]]))
+    assert list(mean) == [1.0, 2.0] and np.isnan(std).all()
+
+
+def test_bad_structures_get_errors_and_good_ones_predictions(models: Path, tmp_path: Path, structures) -> None:
+    bad = write_bad_structures(tmp_path)
+    items = read_inputs([str(p) for p in bad.values()]) + [Item("good", structure=structures[0])]
+    table = predict_items(items, load_ensemble(models / "stepIII" / "MIX")).set_index("input")
+    assert "unreadable CIF" in table.loc[str(bad["unreadable"]), "error"]
+    assert "element(s) Rn outside MEGNet" in table.loc[str(bad["element"]), "error"]
+    assert "isolated atom" in table.loc[str(bad["isolated"]), "error"] and "4.0 Å" in table.loc[str(bad["isolated"]), "error"]
+    assert np.isnan(table.loc[str(bad["isolated"]), "pred_mean_wmk"]) and table.loc[str(bad["isolated"]), "n_models"] == 0
+    assert np.isfinite(table.loc["good", "pred_mean_wmk"]) and table.loc["good", "n_models"] == 3
+
+
+def test_collapsed_runs_are_left_out(models: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "stepIII" / "MIX"
+    shutil.copytree(models / "stepIII" / "MIX", folder)
+    info = json.loads((folder / "run2" / "run.json").read_text())
+    (folder / "run2" / "run.json").write_text(json.dumps({**info, "status": "collapsed"}))
+    assert [p.parent.name for p in ensemble_checkpoints(folder)] == ["run1", "run3"]
+    assert [p.parent.name for p in ensemble_checkpoints(folder / "run1")] == ["run1"]
+
+
+def test_missing_or_empty_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        ensemble_checkpoints(tmp_path / "nope")
+    with pytest.raises(ModelError, match="no usable"):
+        ensemble_checkpoints(tmp_path)
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ModelError, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -1,0 +1,186 @@
+"""End-to-end runs on tiny data: outputs, scaler in checkpoint, wrong-scaler guard, resume, determinism,
+collapse/divergence status, clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import lightning as pl
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from kappaflow.training.checkpoint import load_trained, read_checkpoint
+from kappaflow.training.data import read_graphs, split_set
+from kappaflow.training.predict import predict_kappa
+from kappaflow.training.runner import partial_dir, run_status, train_run
+from kappaflow.training.scaling import TargetScaler
+from kappaflow.training.splits import SplitError
+
+HEAD = [32, 32]
+
+
+class SimulatedKill(RuntimeError):
+    """Stands for the job being killed."""
+
+
+class Kill(pl.Callback):
+    """Raise after ``after`` completed epochs (checkpoints of those epochs already written)."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.after:
+            raise SimulatedKill("simulated kill")
+
+
+class PoisonWeights(pl.Callback):
+    """Make every weight NaN at the start of epoch 1."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.fill_(float("nan"))
+
+
+def _state(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_outputs_follow_the_contract(tiny_spec, graph_paths):
+    spec = tiny_spec(head_hidden=HEAD)
+    result = train_run(spec)
+    out = result.out_dir
+    info = json.loads((out / "run.json").read_text())
+    for key in ("step", "train_on", "seed", "status", "best_epoch", "best_val_loss", "wall_s", "n_train",
+                "n_val", "scaler"):
+        assert key in info
+    assert info["status"] in ("ok", "collapsed", "diverged")
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns[:3]) == ["epoch", "train_loss", "val_loss"] and len(metrics) == 3
+    assert info["best_val_loss"] == pytest.approx(metrics.val_loss.min())
+    assert info["best_epoch"] == int(metrics.val_loss.idxmin())
+    pred = pd.read_parquet(out / "predictions.parquet")
+    assert list(pred.columns) == ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
+    graphs = read_graphs(graph_paths)
+    for test_on in spec.test_sets:
+        val = split_set(test_on, graphs, spec.seed, spec.val_fraction).val
+        assert list(pred.loc[pred.test_on == test_on, "id"]) == list(val.ids)
+    assert np.isfinite(pred.kappa_pred).all()
+    # the scaler is the training split's and is stored in the checkpoint
+    split = split_set("Dataset1", graphs, 1, 0.2)
+    model, scaler = load_trained(out / "best.ckpt")
+    assert scaler == TargetScaler.fit(split.train.targets)
+    assert info["scaler"] == scaler.to_dict()
+    assert not partial_dir(out).exists()
+
+
+def test_stage2_evaluation_uses_its_own_scaler(tiny_spec, tmp_path):
+    """Step III: stage 2 refits the scaler on its own training split; predictions use that scaler."""
+    stage1 = train_run(tiny_spec(step="stage1", train_on="AFLOW", test_sets=[], head_hidden=HEAD,
+                                 out_dir=str(tmp_path / "stage1" / "run1")))
+    assert not (stage1.out_dir / "predictions.parquet").exists()
+    stage2 = train_run(tiny_spec(step="III", init="checkpoint", init_checkpoint=str(stage1.out_dir / "best.ckpt"),
+                                 head_hidden=HEAD, out_dir=str(tmp_path / "III" / "run1"), test_sets=["Dataset1"]))
+    _, scaler1 = load_trained(stage1.out_dir / "best.ckpt")
+    model2, scaler2 = load_trained(stage2.out_dir / "best.ckpt")
+    assert scaler2 != scaler1
+    assert stage2.info["scaler"] == scaler2.to_dict()
+    graphs = read_graphs({"dataset1": tiny_spec().graph_paths["dataset1"]})
+    split = split_set("Dataset1", graphs, 1, 0.2)
+    assert scaler2 == TargetScaler.fit(split.train.targets)
+    pred = pd.read_parquet(stage2.out_dir / "predictions.parquet")
+    right = predict_kappa(model2, scaler2, split.val)
+    wrong = predict_kappa(model2, scaler1, split.val)
+    np.testing.assert_allclose(pred.kappa_pred.to_numpy(), right, rtol=1e-6)
+    assert not np.allclose(pred.kappa_pred.to_numpy(), wrong, rtol=1e-3), "stage-2 predictions used the stage-1 scaler"
+    # the recorded validation loss is the MAPE on κ with the stage-2 scaler
+    mape = np.mean(np.abs(right - split.val.targets) / split.val.targets)
+    assert stage2.best_val_loss == pytest.approx(mape, rel=1e-4)
+
+
+def test_resume_equals_uninterrupted(tiny_spec, tmp_path):
+    full = train_run(tiny_spec(epochs=4, head_hidden=HEAD, out_dir=str(tmp_path / "full" / "run1")))
+    spec = tiny_spec(epochs=4, head_hidden=HEAD, out_dir=str(tmp_path / "killed" / "run1"))
+    with pytest.raises(SimulatedKill):
+        train_run(spec, callbacks=[Kill(after=2)])
+    assert (partial_dir(spec.out_dir) / "last.ckpt").is_file()
+    assert not (tmp_path / "killed" / "run1" / "best.ckpt").exists()
+    resumed = train_run(spec)
+    assert resumed.info["resumed"]
+    assert resumed.best_epoch == full.best_epoch
+    pd.testing.assert_frame_equal(pd.read_csv(resumed.out_dir / "metrics.csv"), pd.read_csv(full.out_dir / "metrics.csv"))
+    a, b = _state(full.out_dir / "best.ckpt"), _state(resumed.out_dir / "best.ckpt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_same_seed_same_result(tiny_spec, tmp_path):
+    first = train_run(tiny_spec(step="II", init_args={}, init="pretrained", epochs=2, head_hidden=HEAD,
+                                out_dir=str(tmp_path / "a" / "run1")))
+    second = train_run(tiny_spec(step="II", init_args={}, init="pretrained", epochs=2, head_hidden=HEAD,
+                                 out_dir=str(tmp_path / "b" / "run1")))
+    pd.testing.assert_frame_equal(pd.read_csv(first.out_dir / "metrics.csv"), pd.read_csv(second.out_dir / "metrics.csv"))
+    a, b = _state(first.out_dir / "best.ckpt"), _state(second.out_dir / "best.ckpt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    pd.testing.assert_frame_equal(pd.read_parquet(first.out_dir / "predictions.parquet"),
+                                  pd.read_parquet(second.out_dir / "predictions.parquet"))
+
+
+def test_nan_loss_marks_run_diverged(tiny_spec):
+    result = train_run(tiny_spec(epochs=5, head_hidden=HEAD), callbacks=[PoisonWeights()])
+    assert result.status == "diverged"
+    metrics = pd.read_csv(result.out_dir / "metrics.csv")
+    assert len(metrics) == 2 and math.isnan(metrics.val_loss.iloc[1])  # stopped, no hang
+    assert result.best_epoch == 0
+
+
+def test_run_status():
+    assert run_status(False, np.array([1.0, 2.0, 3.0])) == "ok"
+    assert run_status(False, np.full(5, 2.5)) == "collapsed"
+    assert run_status(False, np.array([2.5, 2.5 * (1 + 1e-9)])) == "collapsed"
+    assert run_status(False, np.array([1.0, np.nan])) == "diverged"
+    assert run_status(True, np.array([1.0, 2.0])) == "diverged"
+
+
+def test_collapsed_run_is_flagged(tiny_spec, monkeypatch):
+    from kappaflow.training import runner
+
+    monkeypatch.setattr(runner, "predict_kappa", lambda model, scaler, graphs, batch_size=64: np.full(len(graphs), 3.0))
+    result = train_run(tiny_spec(epochs=1, head_hidden=HEAD, test_sets=["Dataset1"]))
+    assert result.status == "collapsed"
+    assert json.loads((result.out_dir / "run.json").read_text())["status"] == "collapsed"
+
+
+def test_missing_stage1_checkpoint(tiny_spec, tmp_path):
+    with pytest.raises(FileNotFoundError, match="stage-1 checkpoint not found"):
+        train_run(tiny_spec(step="III", init="checkpoint", init_checkpoint=str(tmp_path / "missing.ckpt")))
+
+
+def test_load_trained_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_trained(tmp_path / "nope.ckpt")
+
+
+def test_missing_graph_file(tiny_spec, tmp_path):
+    spec = tiny_spec()
+    spec.graph_paths = {**spec.graph_paths, "dataset1": str(tmp_path / "gone.parquet")}
+    with pytest.raises(FileNotFoundError, match="graph file for 'dataset1' not found"):
+        train_run(spec)
+
+
+def test_too_small_dataset(tiny_spec, graph_paths, tmp_path):
+    import pyarrow.parquet as pq
+    from kappaflow.graphs import GraphSet  # noqa: F401
+
+    table = pq.read_table(graph_paths["dataset1"]).slice(0, 4)
+    path = tmp_path / "dataset1.parquet"
+    pq.write_table(table, path)
+    spec = tiny_spec(test_sets=[])
+    spec.graph_paths = {**spec.graph_paths, "dataset1": str(path)}
+    with pytest.raises(SplitError, match="too small to split"):
+        train_run(spec)

@@ -1,0 +1,109 @@
+"""The ``kappaflow`` command.
+
+``kappaflow predict [--model DIR] [--out FILE] [--device auto|cpu|cuda] [--batch-size N] FILE_OR_ID ...``
+prints (or writes) ``input, formula, pred_mean_wmk, pred_std_wmk, n_models, error``. Each bad input
+gets one line on stderr and a row with its ``error``; the exit status is 0 when at least one
+structure was predicted, 1 when none was, 2 for a usage error (bad option, missing model folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from kappaflow import __version__
+
+DEFAULT_MODEL = "results/models/stepIII/MIX"
+EXIT_OK, EXIT_NO_PREDICTION, EXIT_USAGE = 0, 1, 2
+#: Inputs from which a progress bar is shown (on stderr, when it is a terminal).
+PROGRESS_FROM = 50
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``kappaflow`` and its subcommands."""
+    parser = argparse.ArgumentParser(prog="kappaflow", description="Lattice thermal conductivity with kappaflow.")
+    parser.add_argument("--version", action="version", version=f"kappaflow {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    predict = commands.add_parser(
+        "predict",
+        help="predict κL (W/mK, 300 K) of structures with a trained ensemble",
+        description="Predict κL (W/mK) with every run of a trained ensemble: mean and std over the runs.",
+    )
+    predict.add_argument("inputs", nargs="+", metavar="FILE_OR_ID",
+                         help="CIF, POSCAR/CONTCAR or pymatgen JSON files, folders of them, Materials Project ids")
+    predict.add_argument("--model", default=DEFAULT_MODEL,
+                         help=f"ensemble folder with run*/best.ckpt, or one run folder (default: {DEFAULT_MODEL})")
+    predict.add_argument("--out", type=Path, help="write the table to this .csv or .parquet file (default: CSV on stdout)")
+    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
+    predict.add_argument("--batch-size", type=_positive, default=64, help="graphs per forward pass (default: 64)")
+    predict.add_argument("--mp-source", default="mirror", choices=["mirror", "online"],
+                         help="resolve Materials Project ids from the offline mirror or online (MP_API_KEY)")
+    predict.add_argument("--mirror-dir", type=Path,
+                         help="offline mirror holding mp/structures/ (default: $KAPPAFLOW_MIRROR_DIR or ../shared/data)")
+    predict.add_argument("--mp-endpoint", default="https://api.materialsproject.org", help=argparse.SUPPRESS)
+    predict.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help=f"progress bar on stderr (default: from {PROGRESS_FROM} inputs, on a terminal)")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(f"kappaflow predict: {message}", file=sys.stderr)
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Run ``kappaflow predict``; returns the exit status."""
+    from kappaflow.inputs import MPSource, default_mirror_dir, read_inputs
+    from kappaflow.predict import ModelError, load_ensemble, predict_items, resolve_device
+
+    if args.out is not None and args.out.suffix.lower() not in (".csv", ".parquet"):
+        _say(f"--out {args.out}: expected a .csv or .parquet file")
+        return EXIT_USAGE
+    try:
+        ensemble = load_ensemble(args.model, resolve_device(args.device))
+    except ModelError as error:
+        _say(str(error))
+        return EXIT_USAGE
+    source = MPSource(mode=args.mp_source, mirror_dir=args.mirror_dir or default_mirror_dir(), endpoint=args.mp_endpoint)
+    items = read_inputs(args.inputs, source)
+    progress = args.progress if args.progress is not None else (len(items) >= PROGRESS_FROM and sys.stderr.isatty())
+    table = predict_items(items, ensemble, batch_size=args.batch_size, progress=progress)
+    for row in table.itertuples():
+        if isinstance(row.error, str):
+            _say(f"{row.input}: {row.error}")
+    if args.out is None:
+        table.to_csv(sys.stdout, index=False)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if args.out.suffix.lower() == ".parquet":
+            table.to_parquet(args.out, index=False)
+        else:
+            table.to_csv(args.out, index=False)
+    n_ok = int(table["error"].isna().sum())
+    if n_ok < len(table):
+        _say(f"{n_ok} of {len(table)} structures predicted")
+    return EXIT_OK if n_ok else EXIT_NO_PREDICTION
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kappaflow`` console command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="kappaflow: %(message)s")
+    warnings.filterwarnings("ignore")  # pymatgen/torch chatter would drown the one-line messages
+    if args.command == "predict":
+        return predict_command(args)
+    return EXIT_USAGE  # pragma: no cover (argparse rejects unknown commands)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Held-out evaluation: K-fold outer cross-validation with an inner validation split.
+
+For fold ``f`` of set ``name`` the outer test part is fold ``f``; the remaining materials are split
+into an inner training part (what the model fits) and an inner validation part (what picks the
+checkpoint). The outer test part is seen by neither, so its metrics are an honest estimate, unlike
+the paper's protocol, which selects the epoch on the split it reports. MIX folds Dataset1 and
+Dataset2 separately and concatenates, as the paper splits MIX, so MIX fold ``f`` = Dataset1 fold
+``f`` ∪ Dataset2 fold ``f`` for the same seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kappaflow.baseline import fit_predict, read_materials
+from kappaflow.graphs import GraphSet
+from kappaflow.training.sets import SET_SOURCES
+from kappaflow.training.splits import SplitError, split_indices
+
+#: Training sets the held-out protocol supports (AFLOW is the stage-1 source, not a target).
+HELDOUT_SETS: tuple[str, ...] = ("Dataset1", "Dataset2", "MIX")
+
+
+@dataclass(frozen=True)
+class FoldIndices:
+    """Row indices (into one dataset key's table) of the three disjoint parts of one outer fold."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def fold_of(ids: Sequence[str] | np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Outer fold (0..k-1) of every row; depends only on the set of ids, ``k`` and ``seed``."""
+    ids = np.asarray(ids, dtype=object)
+    if k < 2:
+        raise SplitError(f"held-out protocol needs at least 2 outer folds, got {k}")
+    if len(ids) < k:
+        raise SplitError(f"cannot make {k} outer folds from {len(ids)} materials")
+    if len(set(ids.tolist())) != len(ids):
+        raise SplitError("ids are not unique, cannot fold reproducibly")
+    order = np.argsort(ids.astype(str), kind="stable")
+    shuffled = order[np.random.default_rng([seed, k]).permutation(len(ids))]
+    folds = np.empty(len(ids), dtype=np.int64)
+    for fold, rows in enumerate(np.array_split(shuffled, k)):
+        folds[rows] = fold
+    return folds
+
+
+def fold_indices(
+    ids: Sequence[str] | np.ndarray, fold: int, k: int, seed: int, val_fraction: float, name: str = "dataset"
+) -> FoldIndices:
+    """Inner training, inner validation and outer test rows of ``fold`` (sorted, pairwise disjoint)."""
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in [0, {k}), got {fold}")
+    ids = np.asarray(ids, dtype=object)
+    folds = fold_of(ids, k, seed)
+    test = np.flatnonzero(folds == fold)
+    rest = np.flatnonzero(folds != fold)
+    inner_train, inner_val = split_indices(ids[rest], seed, val_fraction, name=f"{name} fold {fold} (inner)")
+    return FoldIndices(train=rest[inner_train], val=rest[inner_val], test=test)
+
+
+def set_fold_indices(
+    name: str, ids: Mapping[str, np.ndarray], fold: int, k: int, seed: int, val_fraction: float
+) -> dict[str, FoldIndices]:
+    """Fold indices per dataset key behind set ``name`` (``ids``: dataset key → ids)."""
+    if name not in HELDOUT_SETS:
+        raise ValueError(f"held-out protocol supports {HELDOUT_SETS}, not {name!r}")
+    return {
+        key: fold_indices(ids[key], fold, k, seed, val_fraction, name=f"{name} ({key})") for key in SET_SOURCES[name]
+    }
+
+
+def fold_graphs(
+    name: str, graphs: Mapping[str, GraphSet], fold: int, k: int, seed: int, val_fraction: float
+) -> tuple[GraphSet, GraphSet, GraphSet]:
+    """Inner training, inner validation and outer test graphs of ``fold`` of set ``name``."""
+    parts = set_fold_indices(name, {key: graphs[key].ids for key in SET_SOURCES[name]}, fold, k, seed, val_fraction)
+    return tuple(  # type: ignore[return-value]
+        GraphSet.concat([graphs[key].subset(getattr(parts[key], part)) for key in SET_SOURCES[name]])
+        for part in ("train", "val", "test")
+    )
+
+
+def fold_frame(
+    step: str, train_on: str, fold: int, test: GraphSet | pd.DataFrame, kappa_pred: np.ndarray, status: str
+) -> pd.DataFrame:
+    """Held-out predictions of one fold: ``step, train_on, fold, id, formula, kappa_true, kappa_pred, status``."""
+    if isinstance(test, GraphSet):
+        ids, formulas, targets = test.ids, test.formulas, test.targets
+    else:
+        ids, formulas, targets = test["id"].to_numpy(), test["formula"].to_numpy(), test["target"].to_numpy()
+    return pd.DataFrame(
+        {
+            "step": step, "train_on": train_on, "fold": int(fold), "id": np.asarray(ids, dtype=object),
+            "formula": np.asarray(formulas, dtype=object), "kappa_true": np.asarray(targets, dtype=float),
+            "kappa_pred": np.asarray(kappa_pred, dtype=float), "status": status,
+        }
+    )
+
+
+def baseline_heldout(
+    materials: Mapping[str, pd.DataFrame],
+    train_sets: Sequence[str],
+    k: int,
+    seed: int,
+    val_fraction: float,
+    **model_kwargs: int,
+) -> pd.DataFrame:
+    """Held-out predictions of the composition baseline on every fold of every set.
+
+    The forest has no checkpoint to select, so it fits on the inner training and validation parts
+    together (everything but the outer test fold).
+    """
+    frames = []
+    for name in train_sets:
+        ids = {key: materials[key]["id"].to_numpy(dtype=object) for key in SET_SOURCES[name]}
+        for fold in range(k):
+            parts = set_fold_indices(name, ids, fold, k, seed, val_fraction)
+            fit = pd.concat(
+                [materials[key].iloc[np.concatenate([p.train, p.val])] for key, p in parts.items()], ignore_index=True
+            )
+            test = pd.concat([materials[key].iloc[p.test] for key, p in parts.items()], ignore_index=True)
+            kappa = fit_predict(fit["formula"], fit["target"], test["formula"], seed, **model_kwargs)
+            frames.append(fold_frame("RF", name, fold, test, kappa, "ok"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_baseline_heldout(
+    graph_paths: Mapping[str, str | Path], train_sets: Sequence[str], k: int, seed: int, val_fraction: float,
+    output: str | Path, **model_kwargs: int,
+) -> None:
+    """:func:`baseline_heldout` on the graph files' materials, written to ``output`` (parquet)."""
+    materials = {key: read_materials(path) for key, path in graph_paths.items()}
+    frame = baseline_heldout(materials, train_sets, k, seed, val_fraction, **model_kwargs)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(output, index=False)
+
+
+#: How each step initialises its network (``RunSpec.init``).
+STEP_INIT = {"I": "random", "II": "pretrained", "III": "checkpoint"}
+
+
+def write_subset(source: str | Path, target: str | Path, ids: Sequence[str]) -> None:
+    """Copy the rows of graph parquet ``source`` whose id is in ``ids`` to ``target`` (metadata kept)."""
+    table = pq.read_table(source)
+    keep = pc.is_in(table.column("id"), value_set=pa.array(list(map(str, ids)), type=pa.string()))
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.filter(keep), target)
+
+
+def train_fold(
+    step: str,
+    train_on: str,
+    fold: int,
+    k: int,
+    seed: int,
+    graph_paths: Mapping[str, str | Path],
+    pretrained_dir: str | Path,
+    work_dir: str | Path,
+    output: str | Path,
+    stage1_checkpoint: str | Path | None = None,
+    **run_options: object,
+) -> pd.DataFrame:
+    """Train one (step, set, fold) with the training runner and predict its outer test fold.
+
+    The runner gets graph files holding only the non-test materials of the fold, so its own
+    train/validation split (``split_indices`` of those ids with ``seed``) is exactly the inner split
+    of :func:`fold_indices`; the outer test fold never enters training or checkpoint selection.
+    ``run_options`` go to :class:`kappaflow.training.runner.RunSpec` (epochs, batch_size, lr, ...).
+    Writes the fold's predictions to ``output`` and returns them.
+    """
+    from kappaflow.training.checkpoint import load_trained
+    from kappaflow.training.data import read_graphs
+    from kappaflow.training.predict import predict_kappa
+    from kappaflow.training.runner import RunSpec, train_run
+
+    if step not in STEP_INIT:
+        raise ValueError(f"unknown step {step!r}; expected one of {sorted(STEP_INIT)}")
+    if step == "III" and not stage1_checkpoint:
+        raise ValueError("step III needs the stage-1 checkpoint")
+    work_dir = Path(work_dir)
+    keys = SET_SOURCES[train_on]
+    graphs = read_graphs({key: graph_paths[key] for key in keys})
+    val_fraction = float(run_options.get("val_fraction", 0.2))  # type: ignore[arg-type]
+    parts = set_fold_indices(train_on, {key: graphs[key].ids for key in keys}, fold, k, seed, val_fraction)
+    fit_paths = {}
+    for key in keys:
+        fit_ids = graphs[key].ids[np.concatenate([parts[key].train, parts[key].val])]
+        fit_paths[key] = str(work_dir / "graphs" / f"{key}.parquet")
+        write_subset(graph_paths[key], fit_paths[key], fit_ids)
+    spec = RunSpec(
+        step=step, train_on=train_on, seed=seed, out_dir=str(work_dir / "model"), graph_paths=fit_paths,
+        pretrained_dir=str(pretrained_dir), init=STEP_INIT[step],
+        init_checkpoint=str(stage1_checkpoint) if step == "III" else None, test_sets=[], **run_options,
+    )
+    result = train_run(spec)
+    model, scaler = load_trained(Path(spec.out_dir) / "best.ckpt")
+    test = GraphSet.concat([graphs[key].subset(parts[key].test) for key in keys])
+    frame = fold_frame(step, train_on, fold, test, predict_kappa(model, scaler, test), result.status)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(output, index=False)
+    return frame

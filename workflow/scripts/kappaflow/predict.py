@@ -1,0 +1,207 @@
+"""Ensemble prediction of κL: every run of one step/training set, loaded once, over batches of graphs.
+
+An *ensemble* is a model folder ``results/models/step{I,II,III}/{train_set}/`` holding
+``run{seed}/best.ckpt`` (runs whose ``run.json`` says ``collapsed`` or ``diverged`` are left out),
+or a single run folder. Each model predicts κ (W/mK) with its own scaler; the ensemble reports the
+mean and the sample standard deviation (``ddof=1``; NaN for a single model) over its models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from pymatgen.core import Structure
+from tqdm import tqdm
+
+from kappaflow.graphs import (
+    STRUCTURE_SCHEMA,
+    GraphSet,
+    featurize_table,
+    graph_set_from_table,
+    structure_to_record,
+)
+from kappaflow.inputs import Item
+from kappaflow.model import KappaNet
+from kappaflow.training.checkpoint import load_trained
+from kappaflow.training.predict import predict_kappa
+from kappaflow.training.scaling import TargetScaler
+from kappaflow.validation import InvalidRow, Limits, check_structure
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "error"]
+#: Runs whose ``run.json`` status is one of these are not part of an ensemble.
+EXCLUDED_STATUSES = ("collapsed", "diverged")
+#: Structures featurized and predicted together (memory stays flat with the number of inputs).
+BLOCK_SIZE = 2048
+_RUN = re.compile(r"run(\d+)$")
+
+
+class ModelError(Exception):
+    """The model folder is missing or holds no usable checkpoint (a user-facing message)."""
+
+
+@dataclass
+class Ensemble:
+    """The trained runs of one step/training set, loaded once, in eval mode on ``device``."""
+
+    name: str
+    runs: list[str]
+    models: list[KappaNet]
+    scalers: list[TargetScaler]
+    device: torch.device
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    @property
+    def cutoff(self) -> float:
+        """Graph cutoff (Å) of the backbone, the same for every run."""
+        cutoffs = {float(model.init_args.get("cutoff", 4.0)) for model in self.models}
+        if len(cutoffs) != 1:
+            raise ModelError(f"{self.name}: runs use different graph cutoffs {sorted(cutoffs)}")
+        return cutoffs.pop()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``; :class:`ModelError` if CUDA is asked for but absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return torch.device(name)
+
+
+def _run_key(path: Path) -> tuple[int, str]:
+    match = _RUN.search(path.parent.name)
+    return (int(match.group(1)) if match else -1, path.parent.name)
+
+
+def ensemble_checkpoints(model_dir: str | Path) -> list[Path]:
+    """``best.ckpt`` of every usable run under ``model_dir`` (or of ``model_dir`` itself), by seed.
+
+    Raises:
+        ModelError: the folder does not exist or holds no usable checkpoint.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(
+            f"model folder {model_dir} not found (trained ensembles live in "
+            "results/models/step{I,II,III}/<Dataset1|Dataset2|MIX|AFLOW>)"
+        )
+    found = [model_dir / "best.ckpt"] if (model_dir / "best.ckpt").is_file() else []
+    found += sorted(model_dir.glob("run*/best.ckpt"), key=_run_key)
+    usable = []
+    for path in found:
+        info = path.parent / "run.json"
+        status = json.loads(info.read_text()).get("status", "ok") if info.is_file() else "ok"
+        if status in EXCLUDED_STATUSES:
+            log.warning("%s: run %s is %s; left out of the ensemble", model_dir, path.parent.name, status)
+        else:
+            usable.append(path)
+    if not usable:
+        raise ModelError(f"model folder {model_dir} holds no usable run*/best.ckpt")
+    return usable
+
+
+def load_ensemble(model_dir: str | Path, device: torch.device | str = "cpu", name: str | None = None) -> Ensemble:
+    """Load every usable run of ``model_dir`` once (see :func:`ensemble_checkpoints`)."""
+    device = torch.device(device)
+    paths = ensemble_checkpoints(model_dir)
+    models, scalers = [], []
+    for path in paths:
+        try:
+            model, scaler = load_trained(path)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise ModelError(f"{path}: not a loadable kappaflow checkpoint ({error})") from None
+        models.append(model.to(device).eval())
+        scalers.append(scaler)
+    label = name or "/".join(Path(model_dir).resolve().parts[-2:])
+    return Ensemble(label, [path.parent.name for path in paths], models, scalers, device)
+
+
+def graph_set(records: Sequence[dict[str, object]], cutoff: float) -> GraphSet:
+    """Featurize structure records (``STRUCTURE_SCHEMA`` columns) into a :class:`GraphSet`."""
+    table = pa.Table.from_pylist(list(records), schema=STRUCTURE_SCHEMA)
+    return graph_set_from_table(featurize_table(table, cutoff))
+
+
+def ensemble_kappa(ensemble: Ensemble, graphs: GraphSet, batch_size: int = 64) -> np.ndarray:
+    """κ (W/mK) of every model for every graph: shape ``(n_models, n_graphs)``."""
+    with torch.inference_mode():
+        return np.stack(
+            [
+                predict_kappa(model, scaler, graphs, batch_size, ensemble.device)
+                for model, scaler in zip(ensemble.models, ensemble.scalers, strict=True)
+            ]
+        ) if len(graphs) else np.zeros((len(ensemble), 0))
+
+
+def mean_std(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample std (``ddof=1``; NaN for one model) over the models (axis 0)."""
+    mean = kappa.mean(axis=0)
+    std = kappa.std(axis=0, ddof=1) if kappa.shape[0] > 1 else np.full(kappa.shape[1:], np.nan)
+    return mean, std
+
+
+def checked_record(structure: Structure, limits: Limits) -> dict[str, object]:
+    """The structure record, or :class:`InvalidRow` when it cannot become a graph (see ``check_structure``)."""
+    check_structure(structure, limits)
+    return {"id": "", "dataset": "user", "target": math.nan, **structure_to_record(structure)}
+
+
+def _blocks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def predict_items(
+    items: Sequence[Item],
+    ensemble: Ensemble,
+    batch_size: int = 64,
+    min_distance: float = 0.5,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The result table (``RESULT_COLUMNS``, one row per item, in order); bad items get an ``error``.
+
+    Structures are checked, featurized and predicted in blocks of :data:`BLOCK_SIZE`; every model
+    is applied to every block.
+    """
+    limits = Limits(min_distance=min_distance, cutoff=ensemble.cutoff)
+    rows: list[dict[str, object]] = [
+        {"input": item.input, "formula": None, "pred_mean_wmk": math.nan, "pred_std_wmk": math.nan,
+         "n_models": 0, "error": item.error}
+        for item in items
+    ]
+    bar = tqdm(total=len(items), desc="predict", unit="structure", disable=not progress, mininterval=0.5)
+    with bar:
+        for block in _blocks(len(items), BLOCK_SIZE):
+            good, records = [], []
+            for index in range(block.start, block.stop):
+                item = items[index]
+                if item.structure is None:
+                    continue
+                rows[index]["formula"] = item.structure.composition.reduced_formula
+                try:
+                    records.append(checked_record(item.structure, limits))
+                    good.append(index)
+                except InvalidRow as error:
+                    rows[index]["error"] = str(error)
+                except Exception as error:  # noqa: BLE001 (one odd structure must not stop the others)
+                    rows[index]["error"] = f"cannot build its graph ({type(error).__name__}: {error})"
+            if records:
+                mean, std = mean_std(ensemble_kappa(ensemble, graph_set(records, limits.cutoff), batch_size))
+                for index, m, s in zip(good, mean, std, strict=True):
+                    rows[index].update(pred_mean_wmk=float(m), pred_std_wmk=float(s), n_models=len(ensemble))
+            bar.update(block.stop - block.start)
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)

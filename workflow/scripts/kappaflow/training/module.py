@@ -1,0 +1,151 @@
+"""LightningModule: MAPE on the κ scale, Adam with cosine decay, per-epoch history in checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import lightning as pl
+import torch
+from torch import Tensor
+from torchmetrics import MeanAbsolutePercentageError
+from torchmetrics.functional import mean_absolute_percentage_error
+
+from kappaflow.graphs import GraphBatch
+from kappaflow.model import KappaNet
+from kappaflow.training.scaling import TargetScaler
+
+log = logging.getLogger(__name__)
+
+#: Key of kappaflow's own entry in every checkpoint (model config, scaler, history).
+CKPT_KEY = "kappaflow"
+
+
+def mape_kappa(pred_scaled: Tensor, kappa_true: Tensor, scaler: TargetScaler) -> Tensor:
+    """MAPE between ``scaler.inverse(pred_scaled)`` and ``kappa_true``, both on the κ scale (W/mK).
+
+    ``mean(|κ_pred - κ_true| / max(|κ_true|, ε))`` as torchmetrics computes it (a fraction, not %).
+    """
+    return mean_absolute_percentage_error(scaler.inverse(pred_scaled), kappa_true)
+
+
+class LoaderState(pl.Callback):
+    """Keeps a training loader's shuffle position in checkpoints (restored before the loop starts)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loader's state."""
+        return dict(self.loader.state_dict())
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the loader's state."""
+        self.loader.load_state_dict(state_dict)
+
+
+class KappaModule(pl.LightningModule):
+    """Trains a :class:`KappaNet` on standardised ``log10(κ + 1)`` with a MAPE loss on κ."""
+
+    def __init__(
+        self,
+        model: KappaNet,
+        scaler: TargetScaler,
+        lr: float = 1.0e-3,
+        lr_decay_epochs: int = 1000,
+        lr_min_factor: float = 0.01,
+    ) -> None:
+        """Args:
+        model: the network; its output is the standardised target.
+        scaler: the training split's scaler (saved in every checkpoint).
+        lr: Adam learning rate.
+        lr_decay_epochs: period ``T_max`` (epochs) of the cosine decay, stepped once per epoch.
+        lr_min_factor: ``eta_min = lr * lr_min_factor``.
+        """
+        super().__init__()
+        self.model = model
+        self.scaler = scaler
+        self.lr = lr
+        self.lr_decay_epochs = lr_decay_epochs
+        self.lr_min_factor = lr_min_factor
+        self.val_mape = MeanAbsolutePercentageError()
+        self.history: list[dict[str, float]] = []
+        self.status = "ok"
+        self._train_sum = torch.zeros(())
+        self._train_n = 0
+
+    def forward(self, batch: GraphBatch) -> Tensor:
+        """Standardised predictions."""
+        return self.model(batch)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move a ``(GraphBatch, κ)`` pair."""
+        graphs, kappa = batch
+        return graphs.to(device), kappa.to(device)
+
+    def on_train_epoch_start(self) -> None:
+        """Reset the running training loss."""
+        self._train_sum = torch.zeros((), device=self.device)
+        self._train_n = 0
+
+    def training_step(self, batch: tuple[GraphBatch, Tensor], batch_idx: int) -> Tensor:
+        """MAPE on κ; accumulated on the device (no host sync per step)."""
+        graphs, kappa = batch
+        loss = mape_kappa(self(graphs), kappa, self.scaler)
+        self._train_sum = self._train_sum + loss.detach() * graphs.num_graphs
+        self._train_n += graphs.num_graphs
+        return loss
+
+    def validation_step(self, batch: tuple[GraphBatch, Tensor], batch_idx: int) -> None:
+        """Accumulate the validation MAPE on κ."""
+        graphs, kappa = batch
+        self.val_mape.update(self.scaler.inverse(self(graphs)), kappa)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``train_loss``/``val_loss``, record the epoch, flag divergence (runs before checkpointing)."""
+        val_loss = self.val_mape.compute()
+        self.val_mape.reset()
+        if self.trainer.sanity_checking:
+            return
+        train_loss = self._train_sum / max(self._train_n, 1)
+        self.log("val_loss", val_loss)
+        self.log("train_loss", train_loss)
+        row = {
+            "epoch": int(self.current_epoch),
+            "train_loss": float(train_loss),
+            "val_loss": float(val_loss),
+            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+        }
+        self.history.append(row)
+        if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
+            self.status = "diverged"
+            log.warning("epoch %d: non-finite loss (train %s, val %s): stopping, run marked diverged",
+                        row["epoch"], row["train_loss"], row["val_loss"])
+            self.trainer.should_stop = True
+        elif row["epoch"] % 10 == 0:
+            log.info("epoch %d: train %.4f val %.4f lr %.2e", row["epoch"], row["train_loss"],
+                     row["val_loss"], row["lr"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """Adam on the trainable parameters with a per-epoch cosine decay."""
+        optimizer = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr, eps=1e-8)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=self.lr_decay_epochs, eta_min=self.lr * self.lr_min_factor
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the model config, the scaler and the history next to the weights."""
+        checkpoint[CKPT_KEY] = {
+            "model_config": self.model.config(),
+            "scaler": self.scaler.to_dict(),
+            "history": [dict(row) for row in self.history],
+            "status": self.status,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the history and status when resuming (the scaler is refitted identically)."""
+        meta = checkpoint[CKPT_KEY]
+        self.history = [dict(row) for row in meta["history"]]
+        self.status = meta.get("status", "ok")

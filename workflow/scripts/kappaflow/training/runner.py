@@ -1,0 +1,276 @@
+"""One training run end to end: split, scale, train (resumable), select the best epoch, evaluate, write.
+
+Outputs in ``out_dir`` (``results/models/step{I,II,III}/{train_on}/run{seed}/`` or
+``results/models/stage1/aflow/run{seed}/``): ``best.ckpt``, ``metrics.csv``, ``run.json`` and, except
+for stage 1, ``predictions.parquet``.
+
+Resume state lives in the sibling folder ``<out_dir>.partial/`` (``last.ckpt``, the current best
+checkpoint and ``spec.json``), which is not a declared Snakemake output, so Snakemake does not delete
+it when a job fails or is killed. A rerun with the same spec resumes from ``last.ckpt``; a rerun with a
+different spec starts over. The folder is removed once the outputs are written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as pl
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from kappaflow.graphs import GraphSet
+from kappaflow.model import PAPER_HEAD_HIDDEN, build_kappanet
+from kappaflow.training.checkpoint import export_checkpoint, load_trained, model_state, read_checkpoint
+from kappaflow.training.data import GraphLoader, read_graphs, split_set
+from kappaflow.training.module import KappaModule, LoaderState
+from kappaflow.training.predict import predict_kappa
+from kappaflow.training.scaling import TargetScaler
+from kappaflow.training.sets import sources_of
+
+log = logging.getLogger(__name__)
+
+#: Relative spread of validation predictions below which a run counts as collapsed.
+COLLAPSE_REL_STD = 1.0e-6
+PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines one training run (a change restarts a partial run).
+
+    ``init`` is ``"random"`` (step I), ``"pretrained"`` (step II, stage 1) or ``"checkpoint"``
+    (step III stage 2: all weights from ``init_checkpoint``, a fresh scaler and optimizer).
+    ``pretrained_dir`` always gives the backbone architecture (its ``model.json``);
+    ``init_args`` overrides constructor arguments (tests use tiny backbones).
+    """
+
+    step: str
+    train_on: str
+    seed: int
+    out_dir: str
+    graph_paths: dict[str, str]
+    pretrained_dir: str
+    init: str = "pretrained"
+    init_checkpoint: str | None = None
+    test_sets: list[str] = field(default_factory=list)
+    epochs: int = 300
+    batch_size: int = 8
+    lr: float = 1.0e-3
+    lr_decay_epochs: int | None = 1000
+    lr_min_factor: float = 0.01
+    head_hidden: list[int] = field(default_factory=lambda: list(PAPER_HEAD_HIDDEN))
+    freeze_backbone: bool = False
+    val_fraction: float = 0.2
+    init_args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.init not in ("random", "pretrained", "checkpoint"):
+            raise ValueError(f"init must be random, pretrained or checkpoint, got {self.init!r}")
+        if self.init == "checkpoint" and not self.init_checkpoint:
+            raise ValueError("init='checkpoint' needs init_checkpoint (the stage-1 best.ckpt)")
+
+
+@dataclass
+class RunResult:
+    """What :func:`train_run` wrote."""
+
+    status: str
+    best_epoch: int | None
+    best_val_loss: float | None
+    out_dir: Path
+    info: dict[str, Any]
+
+
+def partial_dir(out_dir: str | Path) -> Path:
+    """Resume folder of a run: ``<out_dir>.partial`` (a sibling, not a Snakemake output)."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(out_dir.name + ".partial")
+
+
+def build_model(spec: RunSpec) -> torch.nn.Module:
+    """The initial KappaNet of ``spec`` (random, pretrained or stage-1 weights)."""
+    pretrained = Path(spec.pretrained_dir)
+    if spec.init == "random" or spec.init_args:
+        from kappaflow.backbone import read_init_args
+
+        if spec.init == "pretrained":
+            raise ValueError("init_args cannot be combined with init='pretrained'")
+        args = {**read_init_args(pretrained), **spec.init_args}
+        model = build_kappanet(None, spec.head_hidden, spec.freeze_backbone, init_args=args)
+    else:
+        model = build_kappanet(pretrained, spec.head_hidden, spec.freeze_backbone)
+    if spec.init == "checkpoint":
+        checkpoint = read_checkpoint(spec.init_checkpoint)
+        model.load_state_dict(model_state(checkpoint), strict=True)
+    return model
+
+
+def _prepare_partial(spec: RunSpec) -> tuple[Path, Path | None]:
+    """Create/validate the resume folder; return it and ``last.ckpt`` when a matching one exists."""
+    folder = partial_dir(spec.out_dir)
+    spec_file = folder / "spec.json"
+    spec_json = json.dumps(asdict(spec), sort_keys=True, indent=1)
+    last = folder / "last.ckpt"
+    if folder.exists() and (not spec_file.is_file() or spec_file.read_text() != spec_json):
+        log.warning("%s holds state of a different run spec: starting over", folder)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(spec_json)
+    return folder, (last if last.is_file() else None)
+
+
+def relative_spread(values: np.ndarray) -> float:
+    """``std / max(|mean|, 1e-12)``; NaN when any value is non-finite."""
+    if values.size == 0 or not np.isfinite(values).all():
+        return float("nan")
+    return float(values.std() / max(abs(values.mean()), 1.0e-12))
+
+
+def run_status(diverged: bool, val_pred: np.ndarray) -> str:
+    """``diverged`` (non-finite loss or predictions), ``collapsed`` (constant predictions) or ``ok``."""
+    spread = relative_spread(val_pred)
+    if diverged or math.isnan(spread):
+        return "diverged"
+    return "collapsed" if spread < COLLAPSE_REL_STD else "ok"
+
+
+def prediction_table(
+    spec: RunSpec, model: torch.nn.Module, scaler: TargetScaler, graphs: dict[str, GraphSet], batch_size: int
+) -> pd.DataFrame:
+    """Predictions of the best model on the validation split (same seed) of every test set."""
+    frames = []
+    for test_on in spec.test_sets:
+        val = split_set(test_on, graphs, spec.seed, spec.val_fraction).val
+        frames.append(
+            pd.DataFrame(
+                {
+                    "step": spec.step,
+                    "train_on": spec.train_on,
+                    "run": spec.seed,
+                    "test_on": test_on,
+                    "id": val.ids.astype(str),
+                    "formula": val.formulas.astype(str),
+                    "kappa_true": val.targets,
+                    "kappa_pred": predict_kappa(model, scaler, val, batch_size),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame({name: [] for name in PREDICTION_COLUMNS})
+    return pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
+
+
+def best_of(history: Sequence[dict[str, float]]) -> tuple[int | None, float | None]:
+    """Epoch and value of the lowest finite validation loss (first one on ties, as ModelCheckpoint)."""
+    finite = [row for row in history if math.isfinite(row["val_loss"])]
+    if not finite:
+        return None, None
+    best = min(finite, key=lambda row: row["val_loss"])
+    return int(best["epoch"]), float(best["val_loss"])
+
+
+def train_run(
+    spec: RunSpec,
+    callbacks: Sequence[Callback] = (),
+    eval_batch_size: int = 64,
+    progress_bar: bool | None = None,
+) -> RunResult:
+    """Train one run as ``spec`` says and write its outputs (see the module docstring).
+
+    Args:
+        spec: the run.
+        callbacks: extra Lightning callbacks (tests use one to simulate a kill).
+        eval_batch_size: batch size for the final predictions.
+        progress_bar: show Lightning's bar; default: only when stderr is a terminal.
+
+    Raises:
+        FileNotFoundError: missing graph file, pretrained model or stage-1 checkpoint.
+        SplitError: a set too small to split.
+    """
+    start = time.perf_counter()
+    out_dir = Path(spec.out_dir)
+    if spec.init == "checkpoint" and not Path(spec.init_checkpoint).is_file():
+        raise FileNotFoundError(
+            f"stage-1 checkpoint not found: {spec.init_checkpoint} (step III stage 2 of {spec.train_on}, "
+            f"run {spec.seed}); run the stage-1 rule first"
+        )
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    graphs = read_graphs({key: spec.graph_paths[key] for key in sources_of([spec.train_on, *spec.test_sets])})
+    split = split_set(spec.train_on, graphs, spec.seed, spec.val_fraction)
+    scaler = TargetScaler.fit(split.train.targets)
+    model = build_model(spec)
+    module = KappaModule(
+        model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor
+    )
+    folder, last = _prepare_partial(spec)
+    best_cb = ModelCheckpoint(
+        dirpath=folder, filename="best-{epoch:04d}", monitor="val_loss", mode="min", save_top_k=1,
+        save_last=True, enable_version_counter=False,
+    )
+    train_loader = GraphLoader(split.train, spec.batch_size, shuffle=True, seed=spec.seed)
+    trainer = pl.Trainer(
+        max_epochs=spec.epochs,
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        callbacks=[*callbacks, LoaderState(train_loader), best_cb],
+        enable_progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic="warn",
+        default_root_dir=folder,
+    )
+    if last is not None:
+        log.info("resuming %s from %s", out_dir, last)
+    trainer.fit(module, train_loader, GraphLoader(split.val, spec.batch_size), ckpt_path=last)
+    best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else folder / "last.ckpt"
+    best_epoch, best_val = best_of(module.history)
+    best_model, best_scaler = load_trained(best_path)
+    own_val_pred = predict_kappa(best_model, best_scaler, split.val, eval_batch_size)
+    status = run_status(module.status == "diverged" or best_epoch is None, own_val_pred)
+    if status != "ok":
+        log.warning("run %s/%s/run%d is %s (relative spread of validation predictions %.3g)",
+                    spec.step, spec.train_on, spec.seed, status, relative_spread(own_val_pred))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export_checkpoint(best_path, out_dir / "best.ckpt")
+    pd.DataFrame(module.history, columns=["epoch", "train_loss", "val_loss", "lr"]).to_csv(
+        out_dir / "metrics.csv", index=False
+    )
+    if spec.step != "stage1":
+        prediction_table(spec, best_model, best_scaler, graphs, eval_batch_size).to_parquet(
+            out_dir / "predictions.parquet", index=False
+        )
+    info = {
+        "step": spec.step,
+        "train_on": spec.train_on,
+        "seed": spec.seed,
+        "status": status,
+        "best_epoch": best_epoch,
+        "best_val_loss": best_val,
+        "wall_s": round(time.perf_counter() - start, 3),
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "scaler": best_scaler.to_dict(),
+        "epochs_run": len(module.history),
+        "resumed": last is not None,
+        "init": spec.init,
+        "init_checkpoint": spec.init_checkpoint,
+        "val_pred_rel_std": relative_spread(own_val_pred),
+        "device": str(trainer.strategy.root_device),
+    }
+    info = {key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in info.items()}
+    (out_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    return RunResult(status, best_epoch, best_val, out_dir, info)

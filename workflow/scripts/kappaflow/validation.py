@@ -1,0 +1,308 @@
+"""Row-by-row validation of the labelled structures, with quarantine of the bad rows.
+
+Each input row (an AFLOW label with its CIF, or a Materials Project structure with its label) is
+either *kept*, as a ``kappaflow.graphs.STRUCTURE_SCHEMA`` record, or *rejected* with one
+human-readable reason naming the file or row. Checks, in order (the first failure is reported):
+
+1. the id is present and not seen before in the table (later duplicates are rejected);
+2. κ is a finite number > 0 (W/mK);
+3. the structure parses (empty file, unreadable CIF, no structure from Materials Project);
+4. the structure is ordered and has atoms, and every element is one of MEGNet's 89 types;
+5. the cell is not degenerate (volume > 0) and the coordinates are finite;
+6. no two atoms (periodic images included) are closer than ``min_distance``;
+7. every atom has a neighbour within the graph ``cutoff`` (an isolated atom gets no edges).
+
+A bad row never stops the run (an unexpected error while checking a row rejects that row, naming the
+error); only unreadable *tables* (missing columns) raise.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from pymatgen.core import Structure
+from pymatgen.io.cif import CifParser
+from tqdm import tqdm
+
+from kappaflow import graphs
+
+log = logging.getLogger(__name__)
+
+AFLOW_COLUMNS = ("entry", "agl_thermal_conductivity_300K")
+MP_COLUMNS = ("mp_id", "ltc_wmk", "structure")
+REJECTED_COLUMNS = ["dataset", "id", "reason"]
+#: Cells whose volume is below this fraction of a·b·c are degenerate (flat).
+_FLAT_CELL = 1.0e-6
+#: pymatgen warnings quoted in the reason of an unreadable CIF.
+_MAX_NOTES = 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Geometric limits of a valid structure (Å)."""
+
+    min_distance: float = 0.5
+    cutoff: float = 4.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One input row: where it comes from (for messages), its id, κ and the structure source."""
+
+    where: str
+    id: str
+    kappa: object
+    cif_path: Path | None = None
+    structure_json: str | None = None
+
+
+@dataclass
+class ValidationResult:
+    """Kept records and rejected rows of one dataset."""
+
+    dataset: str
+    rows_in: int
+    kept: list[dict[str, object]] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+    def check_counts(self) -> None:
+        """Raise unless every input row was either kept or rejected."""
+        if self.rows_in != len(self.kept) + len(self.rejected):
+            raise RuntimeError(
+                f"{self.dataset}: {self.rows_in} rows in but {len(self.kept)} kept + "
+                f"{len(self.rejected)} rejected"
+            )
+
+
+class InvalidRow(ValueError):
+    """A row fails a check; the message is the rejection reason."""
+
+
+def check_kappa(value: object) -> float:
+    """κ as a float, or :class:`InvalidRow` unless it is a finite number > 0."""
+    try:
+        kappa = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidRow(f"κ {value!r} is not a number") from None
+    if math.isnan(kappa):
+        raise InvalidRow("κ is missing (NaN)")
+    if not math.isfinite(kappa) or kappa <= 0:
+        raise InvalidRow(f"κ = {kappa:g} W/mK is not finite and > 0")
+    return kappa
+
+
+def parse_cif(path: Path) -> Structure:
+    """The single structure of a CIF file; pymatgen's parsing chatter is kept only for failures."""
+    if not path.is_file():
+        raise InvalidRow("CIF file not found")
+    text = path.read_text(errors="replace")
+    if not text.strip():
+        raise InvalidRow("empty CIF file")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            structures = CifParser.from_str(text).parse_structures(primitive=False, on_error="raise")
+        except Exception as error:  # noqa: BLE001 (pymatgen raises many types on malformed CIFs)
+            notes = [str(warning.message) for warning in caught][:_MAX_NOTES]
+            message = "; ".join([f"{type(error).__name__}: {error}", *notes])
+            raise InvalidRow(f"unreadable CIF ({' '.join(message.split())})") from None
+    if len(structures) != 1:
+        raise InvalidRow(f"CIF holds {len(structures)} structures, expected 1")
+    return structures[0]
+
+
+def parse_structure_json(text: str | None) -> Structure:
+    """A structure from ``Structure.as_dict()`` JSON; ``None`` means the id is not in Materials Project."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        raise InvalidRow("structure not found in Materials Project")
+    try:
+        return Structure.from_dict(json.loads(text))
+    except Exception as error:  # noqa: BLE001 (malformed JSON or dict)
+        raise InvalidRow(f"unreadable structure JSON ({type(error).__name__}: {error})") from None
+
+
+def check_structure(structure: Structure, limits: Limits) -> None:
+    """Raise :class:`InvalidRow` unless ``structure`` can become a MEGNet graph (checks 4-7)."""
+    if len(structure) == 0:
+        raise InvalidRow("structure has no atoms")
+    if not structure.is_ordered:
+        raise InvalidRow("disordered structure (partial occupancies)")
+    unsupported = sorted(
+        {site.specie.symbol for site in structure if site.specie.Z not in graphs.SUPPORTED_Z}
+    )
+    if unsupported:
+        raise InvalidRow(
+            f"element(s) {', '.join(unsupported)} outside MEGNet's {len(graphs.ELEMENT_TYPES)} element types"
+        )
+    lattice, frac = structure.lattice.matrix, structure.frac_coords
+    if not (np.isfinite(lattice).all() and np.isfinite(frac).all()):
+        raise InvalidRow("non-finite lattice or coordinates")
+    volume = abs(float(np.linalg.det(lattice)))
+    if volume <= _FLAT_CELL * float(np.prod(np.linalg.norm(lattice, axis=1))):
+        raise InvalidRow(f"degenerate cell (volume {volume:.3g} Å³)")
+    src, dst, _, dist = graphs.neighbor_list(lattice, frac, limits.cutoff)
+    if len(dist) and dist.min() < limits.min_distance:
+        k = int(dist.argmin())
+        raise InvalidRow(
+            f"overlapping atoms: sites {src[k]} ({structure[int(src[k])].specie}) and {dst[k]} "
+            f"({structure[int(dst[k])].specie}) are {dist[k]:.3f} Å apart (< {limits.min_distance} Å)"
+        )
+    lonely = np.flatnonzero(np.bincount(src, minlength=len(structure)) == 0)
+    if len(lonely):
+        site = int(lonely[0])
+        raise InvalidRow(
+            f"isolated atom: site {site} ({structure[site].specie}) has no neighbour within "
+            f"{limits.cutoff} Å ({len(lonely)} such site(s); they would get no graph edges)"
+        )
+
+
+def validate_row(row: Row, dataset: str, limits: Limits) -> tuple[dict[str, object] | None, str | None]:
+    """(record, None) for a valid row, (None, reason) otherwise; never raises for bad data."""
+    try:
+        kappa = check_kappa(row.kappa)
+        if row.cif_path is not None:
+            structure = parse_cif(row.cif_path)
+        else:
+            structure = parse_structure_json(row.structure_json)
+        check_structure(structure, limits)
+    except InvalidRow as error:
+        return None, f"{row.where}: {error}"
+    except Exception as error:  # noqa: BLE001 (one odd structure must not stop the run)
+        return None, f"{row.where}: unexpected error while checking ({type(error).__name__}: {error})"
+    record = {"id": row.id, "dataset": dataset, "target": kappa, **graphs.structure_to_record(structure)}
+    return record, None
+
+
+def validate_rows(
+    rows: Sequence[Row], dataset: str, limits: Limits, workers: int = 1, progress: bool = False
+) -> ValidationResult:
+    """Validate ``rows`` (in parallel when ``workers`` > 1); kept and rejected rows keep the input order."""
+    outcomes: list[tuple[dict[str, object] | None, str | None]] = [(None, None)] * len(rows)
+    first_seen: dict[str, str] = {}
+    todo = []
+    for index, row in enumerate(rows):
+        if not row.id:
+            outcomes[index] = (None, f"{row.where}: missing id")
+        elif row.id in first_seen:
+            outcomes[index] = (None, f"{row.where}: duplicate id {row.id} (first at {first_seen[row.id]})")
+        else:
+            first_seen[row.id] = row.where
+            todo.append(index)
+    check = functools.partial(validate_row, dataset=dataset, limits=limits)
+    chunksize = max(1, len(todo) // (16 * max(workers, 1)))
+    bar = tqdm(total=len(todo), desc=f"validate {dataset}", unit="row", disable=not progress, mininterval=2.0)
+    with bar, graphs.process_pool(workers) as pool:
+        for index, outcome in zip(todo, pool.map(check, [rows[i] for i in todo], chunksize=chunksize)):
+            outcomes[index] = outcome
+            bar.update()
+    result = ValidationResult(dataset=dataset, rows_in=len(rows))
+    for row, (record, reason) in zip(rows, outcomes):
+        if record is not None:
+            result.kept.append(record)
+        else:
+            log.warning("%s: rejected %s: %s", dataset, row.id or "<no id>", reason)
+            result.rejected.append({"dataset": dataset, "id": row.id, "reason": str(reason)})
+    result.check_counts()
+    log.info(
+        "%s: %d rows in, %d kept, %d rejected",
+        dataset,
+        result.rows_in,
+        len(result.kept),
+        len(result.rejected),
+    )
+    return result
+
+
+def _require_columns(frame: pd.DataFrame, columns: Iterable[str], source: Path) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing}; found {list(frame.columns)}")
+
+
+def _id(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+
+
+def aflow_rows(labels_csv: str | Path, cif_dir: str | Path) -> list[Row]:
+    """Rows of the AFLOW label table; each entry's CIF is ``<cif_dir>/<entry>.cif``."""
+    labels_csv, cif_dir = Path(labels_csv), Path(cif_dir)
+    labels = pd.read_csv(labels_csv, dtype={"entry": str})
+    _require_columns(labels, AFLOW_COLUMNS, labels_csv)
+    rows = []
+    for line, (entry, kappa) in enumerate(
+        zip(labels["entry"], labels["agl_thermal_conductivity_300K"]), start=2
+    ):
+        entry = _id(entry)
+        cif = cif_dir / f"{entry}.cif"
+        where = str(cif) if entry else f"{labels_csv} line {line}"
+        rows.append(Row(where=where, id=entry, kappa=kappa, cif_path=cif))
+    return rows
+
+
+def mp_rows(table_path: str | Path) -> list[Row]:
+    """Rows of a ``resources/mp/<dataset>.parquet`` table (structure JSON or null)."""
+    table_path = Path(table_path)
+    frame = pq.read_table(table_path).to_pandas()
+    _require_columns(frame, MP_COLUMNS, table_path)
+    return [
+        Row(
+            where=f"{table_path} row {i} ({_id(mp_id) or 'no id'})",
+            id=_id(mp_id),
+            kappa=kappa,
+            structure_json=text,
+        )
+        for i, (mp_id, kappa, text) in enumerate(zip(frame["mp_id"], frame["ltc_wmk"], frame["structure"]))
+    ]
+
+
+def write_result(result: ValidationResult, structures: str | Path, rejected: str | Path) -> None:
+    """Write kept rows (parquet, ``STRUCTURE_SCHEMA``) and rejected rows (CSV ``dataset, id, reason``)."""
+    graphs.write_structure_table(result.kept, structures)
+    Path(rejected).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(result.rejected, columns=REJECTED_COLUMNS).to_csv(rejected, index=False)
+
+
+def gather_rejected(parts: Sequence[str | Path], output: str | Path) -> int:
+    """Concatenate per-dataset rejection tables into one; number of rows."""
+    frames = [pd.read_csv(part, dtype=str, keep_default_na=False) for part in parts]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=REJECTED_COLUMNS)
+    table[REJECTED_COLUMNS].to_csv(output, index=False)
+    return len(table)
+
+
+def validate_file(
+    dataset: str,
+    source: str | Path,
+    structures: str | Path,
+    rejected: str | Path,
+    limits: Limits,
+    workers: int = 1,
+    progress: bool = False,
+) -> ValidationResult:
+    """Validate one dataset and write its kept and rejected rows.
+
+    Args:
+        dataset: ``"aflow"`` (``source`` is ``labels.csv``, the CIFs in ``cif/`` beside it) or an HQ
+            dataset key (``source`` is ``resources/mp/<dataset>.parquet``).
+        source: the input table.
+        structures: output parquet of kept rows.
+        rejected: output CSV of rejected rows.
+        limits: geometric limits.
+        workers: processes for the row checks.
+        progress: show a progress bar.
+    """
+    source = Path(source)
+    rows = aflow_rows(source, source.parent / "cif") if dataset == "aflow" else mp_rows(source)
+    result = validate_rows(rows, dataset, limits, workers=workers, progress=progress)
+    write_result(result, structures, rejected)
+    return result

@@ -1,0 +1,20 @@
+"""Snakemake adapter: join the scan chunks, check rows in = predicted + rejected, pick the candidates."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from kappaflow.scan import gather_scan  # noqa: E402
+
+gather_scan(
+    snakemake.input.screening,  # noqa: F821
+    prediction_parts=snakemake.input.predictions,  # noqa: F821
+    rejected_parts=snakemake.input.rejected,  # noqa: F821
+    predictions_out=snakemake.output.predictions,  # noqa: F821
+    rejected_out=snakemake.output.rejected,  # noqa: F821
+    candidates_out=snakemake.output.candidates,  # noqa: F821
+    n_candidates=snakemake.params.n_candidates,  # noqa: F821
+    max_rel_std=snakemake.params.max_rel_std,  # noqa: F821
+)

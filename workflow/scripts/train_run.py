@@ -1,0 +1,38 @@
+"""Snakemake adapter: one training run (rules train and train_stage1) → kappaflow.training.runner."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+import torch
+from kappaflow.training.runner import RunSpec, train_run
+from kappaflow.training.sets import DATASET_KEYS
+
+smk = snakemake  # noqa: F821
+training = smk.params.training
+torch.set_num_threads(smk.threads)
+train_run(
+    RunSpec(
+        step=smk.params.step,
+        train_on=smk.params.train_on,
+        seed=int(smk.wildcards.seed),
+        out_dir=str(Path(smk.output.run_json).parent),
+        graph_paths={key: str(smk.input[key]) for key in DATASET_KEYS if key in smk.input.keys()},
+        pretrained_dir=str(Path(smk.input.pretrained_json).parent),
+        init=smk.params.init,
+        init_checkpoint=str(smk.input.stage1) if "stage1" in smk.input.keys() else None,
+        test_sets=list(smk.params.test_sets),
+        epochs=int(smk.params.epochs),
+        batch_size=int(training["batch_size"]),
+        lr=float(training["lr"]),
+        lr_decay_epochs=training["lr_decay_epochs"],
+        lr_min_factor=float(training["lr_min_factor"]),
+        head_hidden=list(training["head_hidden"]),
+        freeze_backbone=bool(training["freeze_backbone"]),
+        val_fraction=float(training["val_fraction"]),
+    ),
+    eval_batch_size=int(training["eval_batch_size"]),
+)
