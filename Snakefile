@@ -4,6 +4,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/prepare.smk"
@@ -13,10 +16,10 @@ include: "workflow/rules/scan.smk"
 
 
 rule all:
+    default_target: True
     input:
         data_targets(),
         prepare_targets(),
         train_targets(),
         evaluate_targets(),
         scan_targets(),
-    default_target: True

@@ -140,8 +140,11 @@ def test_every_figure_renders_when_clicked(report_html: Path, browser):
         click_text(browser, category)
         if subcategory != "Other":
             click_text(browser, subcategory)
+        # The results list shows each result's path (or its name, for results with labels).
         name = browser.execute_script("return results[arguments[0]].name", path)
-        row = browser.find_element(By.XPATH, f"//td[normalize-space()='{name}']/ancestor::tr[1]")
+        row = browser.find_element(
+            By.XPATH, f"//td[normalize-space()='{path}' or normalize-space()='{name}']/ancestor::tr[1]"
+        )
         row.find_element(By.CSS_SELECTOR, "a[iconname='eye']").click()
         size = WebDriverWait(browser, WAIT_S).until(displayed_size(path), message=f"{path} was not displayed")
         assert size[0] > 0 and size[1] > 0, f"{path} does not render: natural size {size}"

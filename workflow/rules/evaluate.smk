@@ -1,55 +1,9 @@
 # Evaluation: the paper's MAPE table and its comparison with the published values, the figures,
 # the composition-only baseline (row "RF") and the held-out protocol (beyond the paper).
 # Held-out training jobs declare gpu=<training.gpus> like the training rules (see train.smk).
-from kappaflow.training.sets import sources_of
-
-EVAL_STEPS = config["training"]["steps"]
-EVAL_TRAIN_SETS = config["training"]["train_sets"]
-EVAL_TEST_SETS = config["training"]["test_sets"]
-EVAL_SEEDS = config["training"]["seeds"]
-BASELINE = config["baseline"]
-HELDOUT = config["heldout"]
-PUBLISHED_TABLE = MIRROR_DIR / "reference" / "paraisite_table.csv"
-FIGURES = ["loss_curves", "parity", "mape_heatmap", "step_bars", "agl_vs_abinitio"]
-FIGURE_SOURCES = {
-    "loss_curves": "results/tables/history.csv",
-    "parity": "results/tables/predictions.parquet",
-    "mape_heatmap": "results/tables/mape_table.csv",
-    "step_bars": "results/tables/mape_table.csv",
-    "agl_vs_abinitio": "results/matching/aflow_hq_matches.csv",
-}
-
-
 wildcard_constraints:
     figure="|".join(FIGURES),
     fold=r"\d+",
-
-
-def graph_files(set_names):
-    """``{dataset key: graph parquet}`` for the given set names."""
-    return {key: f"results/graphs/{key}.parquet" for key in sources_of(set_names)}
-
-
-def trained_runs(name):
-    """``name`` (run.json, predictions.parquet, metrics.csv) of every configured run; no step III on AFLOW."""
-    return [
-        f"results/models/step{step}/{train_on}/run{seed}/{name}"
-        for step in EVAL_STEPS
-        for train_on in EVAL_TRAIN_SETS
-        if not (step == "III" and train_on == "AFLOW")
-        for seed in EVAL_SEEDS
-    ]
-
-
-def heldout_folds():
-    """Per-fold held-out predictions of every configured step and set, and of the baseline."""
-    folds = [
-        f"results/heldout/step{step}/{train_on}/fold{fold}/predictions.parquet"
-        for step in HELDOUT["steps"]
-        for train_on in HELDOUT["train_sets"]
-        for fold in range(HELDOUT["folds"])
-    ]
-    return folds + (["results/heldout/RF/predictions.parquet"] if BASELINE["enabled"] else [])
 
 
 rule baseline_paper_protocol:
@@ -131,7 +85,7 @@ rule figure:
     output:
         png=report(
             "results/figures/{figure}.png",
-            caption="../report/{figure}.rst",
+            caption="../report/figure.rst",
             category="Figures",
         ),
         pdf="results/figures/{figure}.pdf",
@@ -164,7 +118,7 @@ rule heldout_fold:
         "logs/benchmarks/heldout_fold/step{step}/{train_on}/fold{fold}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=config["training"]["gpus"],
     params:
@@ -228,21 +182,3 @@ rule heldout_tables:
     threads: 1
     script:
         "../scripts/make_heldout_tables.py"
-
-
-def evaluate_targets():
-    """Final outputs of this module for rule all."""
-    targets = [
-        "results/tables/predictions.parquet",
-        "results/tables/mape_table.csv",
-        "results/tables/mape_table.md",
-        "results/tables/vs_published.csv",
-        "results/tables/vs_published.md",
-        *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
-    ]
-    if HELDOUT["enabled"]:
-        targets += [
-            "results/tables/heldout_table.csv",
-            "results/tables/heldout_table.md",
-        ]
-    return targets

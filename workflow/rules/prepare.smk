@@ -1,13 +1,6 @@
 # Validation (with quarantine of bad rows), AFLOW↔HQ structure matching and graph featurization.
 
 
-def validation_inputs(wildcards):
-    """The acquired table of a dataset; for AFLOW also the CIF manifest (the CIFs sit in cif/)."""
-    if wildcards.dataset == "aflow":
-        return {"table": AFLOW_LABELS, "manifest": AFLOW_CIF_MANIFEST}
-    return {"table": MP_DATASET.format(dataset=wildcards.dataset)}
-
-
 rule validate:
     input:
         unpack(validation_inputs),
@@ -18,14 +11,14 @@ rule validate:
         "logs/validate/{dataset}.log",
     benchmark:
         "logs/benchmarks/validate/{dataset}.tsv"
+    wildcard_constraints:
+        dataset="|".join(GRAPH_DATASETS),
+    conda:
+        "../../envs/data.yaml"
+    threads: 8
     params:
         min_distance=config["data"]["min_distance"],
         cutoff=config["data"]["cutoff"],
-    conda:
-        "../../envs/data.yaml"
-    wildcard_constraints:
-        dataset="|".join(GRAPH_DATASETS),
-    threads: 8
     script:
         "../scripts/validate_dataset.py"
 
@@ -72,21 +65,12 @@ rule featurize:
         "logs/featurize/{dataset}.log",
     benchmark:
         "logs/benchmarks/featurize/{dataset}.tsv"
-    params:
-        cutoff=config["data"]["cutoff"],
-    conda:
-        "../../envs/data.yaml"
     wildcard_constraints:
         dataset="|".join(GRAPH_DATASETS),
+    conda:
+        "../../envs/data.yaml"
     threads: 8
+    params:
+        cutoff=config["data"]["cutoff"],
     script:
         "../scripts/featurize.py"
-
-
-def prepare_targets():
-    """Final outputs of this module for rule all."""
-    return [
-        "results/data/rejected.csv",
-        "results/matching/aflow_hq_matches.csv",
-        *expand("results/graphs/{dataset}.parquet", dataset=GRAPH_DATASETS),
-    ]

@@ -1,36 +1,4 @@
 # Materials Project low-κL scan: screening set (checkpoint) → chunks (one job each) → gather → figure.
-import math
-
-SCAN = config["scan"]
-SCAN_MODELS = {f"step{SCAN['step']}/{name}": f"results/models/step{SCAN['step']}/{name}" for name in SCAN["train_sets"]}
-
-
-def scan_screening_source(wildcards):
-    """The screening CSV of a mirror run (the configured one, else the mirror's); nothing online."""
-    if config["source"] == "online":
-        return []
-    return str(repo_path(SCAN["screening_set"]) if SCAN["screening_set"] else MIRROR_DIR / "mp" / "screening_set.csv")
-
-
-def scan_model_checkpoints():
-    """best.ckpt of every run of every scanned ensemble."""
-    return [f"{folder}/run{seed}/best.ckpt" for folder in SCAN_MODELS.values() for seed in config["training"]["seeds"]]
-
-
-def scan_chunk_files(kind):
-    """All chunk outputs of one kind (predictions or rejected), once the screening set is known."""
-
-    def files(wildcards):
-        screening = checkpoints.scan_screening_set.get().output[0]
-        with open(screening) as handle:
-            n_rows = sum(1 for _ in handle) - 1
-        n = max(1, math.ceil(n_rows / SCAN["chunk_size"]))
-        suffix = "parquet" if kind == "predictions" else "rejected.csv"
-        return [f"results/scan/chunks/{chunk}.{suffix}" for chunk in range(n)]
-
-    return files
-
-
 checkpoint scan_screening_set:
     input:
         scan_screening_source,
@@ -38,14 +6,14 @@ checkpoint scan_screening_set:
         "results/scan/screening_set.csv",
     log:
         "logs/scan_screening_set/all.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
     params:
         source=config["source"],
         limit=SCAN["limit"],
         online=config["online"],
         filters=SCAN["online"],
-    conda:
-        "../../envs/data.yaml"
-    threads: 1
     script:
         "../scripts/scan_screening_set.py"
 
@@ -61,6 +29,11 @@ rule scan_chunk:
         "logs/scan_chunk/{chunk}.log",
     benchmark:
         "logs/benchmarks/scan_chunk/{chunk}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        gpu=config["training"]["gpus"],
     params:
         chunk_size=SCAN["chunk_size"],
         model_dirs=SCAN_MODELS,
@@ -70,11 +43,6 @@ rule scan_chunk:
         cutoff=config["data"]["cutoff"],
         min_distance=config["data"]["min_distance"],
         batch_size=SCAN["batch_size"],
-    conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        gpu=1,
     script:
         "../scripts/scan_chunk.py"
 
@@ -90,12 +58,12 @@ rule scan_gather:
         candidates="results/scan/low_kappa_candidates.csv",
     log:
         "logs/scan_gather/all.log",
-    params:
-        n_candidates=SCAN["n_candidates"],
-        max_rel_std=SCAN["max_rel_std"],
     conda:
         "../../envs/data.yaml"
     threads: 1
+    params:
+        n_candidates=SCAN["n_candidates"],
+        max_rel_std=SCAN["max_rel_std"],
     script:
         "../scripts/scan_gather.py"
 
@@ -105,25 +73,18 @@ rule scan_figure:
         predictions="results/scan/screening_predictions.csv",
         candidates="results/scan/low_kappa_candidates.csv",
     output:
-        png="results/figures/scan_low_kappa.png",
+        png=report(
+            "results/figures/scan_low_kappa.png",
+            caption="../report/scan_low_kappa.rst",
+            category="Screening",
+        ),
         pdf="results/figures/scan_low_kappa.pdf",
     log:
         "logs/scan_figure/all.log",
-    params:
-        max_rel_std=SCAN["max_rel_std"],
     conda:
         "../../envs/plot.yaml"
     threads: 1
+    params:
+        max_rel_std=SCAN["max_rel_std"],
     script:
         "../scripts/scan_figure.py"
-
-
-def scan_targets():
-    """Final outputs of this module for rule all."""
-    return [
-        "results/scan/screening_predictions.csv",
-        "results/scan/low_kappa_candidates.csv",
-        "results/scan/rejected.csv",
-        "results/figures/scan_low_kappa.png",
-        "results/figures/scan_low_kappa.pdf",
-    ]

@@ -12,54 +12,10 @@
 # for a GPU). A cluster profile sets training.gpus: 1 (or `--set-resources train:gpu=1
 # train_stage1:gpu=1`) and maps `gpu` to its executor's keys (snakemake-executor-plugin-slurm reads
 # `gpu`/`gres` directly). Lightning picks the accelerator itself (accelerator="auto").
-from kappaflow.training.sets import SET_SOURCES, sources_of
-
-TRAINING = config["training"]
-
-
 wildcard_constraints:
     step="I|II|III",
     train_on="|".join(SET_SOURCES),
     seed=r"\d+",
-
-
-def train_run_dir(step, train_on, seed):
-    """Output folder of one training run."""
-    return f"results/models/step{step}/{train_on}/run{seed}"
-
-
-def stage1_run_dir(seed):
-    """Output folder of the stage-1 (AFLOW) run of step III with this seed."""
-    return f"results/models/stage1/aflow/run{seed}"
-
-
-def graph_inputs(*set_names):
-    """Graph parquet files needed by these training/test sets."""
-    return {key: f"results/graphs/{key}.parquet" for key in sources_of(set_names)}
-
-
-def train_inputs(wildcards):
-    """Graphs of the training set and every test set, the pretrained backbone, the stage-1 checkpoint."""
-    inputs = {
-        **graph_inputs(wildcards.train_on, *TRAINING["test_sets"]),
-        "pretrained_json": f"{PRETRAINED}/model.json",
-        "pretrained_state": f"{PRETRAINED}/state.pt",
-    }
-    if wildcards.step == "III":
-        inputs["stage1"] = f"{stage1_run_dir(wildcards.seed)}/best.ckpt"
-    return inputs
-
-
-def train_targets():
-    """Final outputs of this module for rule all (AFLOW is not a step-III target)."""
-    return [
-        f"{train_run_dir(step, train_on, seed)}/{name}"
-        for step in TRAINING["steps"]
-        for train_on in TRAINING["train_sets"]
-        if not (step == "III" and train_on == "AFLOW")
-        for seed in TRAINING["seeds"]
-        for name in ("best.ckpt", "metrics.csv", "run.json", "predictions.parquet")
-    ]
 
 
 rule train_stage1:

@@ -11,7 +11,7 @@ from kappaflow.heldout import train_fold
 inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 train_fold(
     wildcards.step,
-    wildcards.train_set,
+    wildcards.train_on,
     int(wildcards.fold),
     params.folds,
     params.seed,

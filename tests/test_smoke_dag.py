@@ -1,0 +1,70 @@
+"""The whole workflow, mirror to tables, figures and scan, on the smoke configuration (slow)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TEST_SETS = {"Dataset1", "Dataset2", "MIX", "AFLOW"}
+FIGURES = ["loss_curves", "parity", "mape_heatmap", "step_bars", "agl_vs_abinitio", "scan_low_kappa"]
+
+
+def test_mape_table_covers_every_step_training_set_and_test_set(smoke_run: Path) -> None:
+    table = pd.read_csv(smoke_run / "results" / "tables" / "mape_table.csv")
+    network = table[table.step.isin(["I", "II", "III"])]
+    expected = {
+        (step, train_on, test_on)
+        for step in ("I", "II", "III")
+        for train_on in ("Dataset1", "Dataset2", "MIX", "AFLOW")
+        if not (step == "III" and train_on == "AFLOW")
+        for test_on in TEST_SETS
+    }
+    assert set(zip(network.step, network.train_on, network.test_on)) == expected
+    assert len(network) == 3 * 4 * 4 - 4
+    assert network.mape_mean.map(math.isfinite).all()
+    assert (network.n_runs + network.n_failed == 2).all(), "smoke config trains 2 seeds per cell"
+    assert {"RF"} <= set(table.step), "the composition-only baseline is in the table"
+
+
+def test_published_comparison_and_per_run_predictions(smoke_run: Path) -> None:
+    comparison = pd.read_csv(smoke_run / "results" / "tables" / "vs_published.csv")
+    published = comparison.dropna(subset=["published_mean"]) if "published_mean" in comparison else comparison
+    assert len(published) >= 44
+    predictions = pd.read_parquet(smoke_run / "results" / "tables" / "predictions.parquet")
+    assert (predictions.kappa_true > 0).all()
+    assert set(predictions.test_on) == TEST_SETS
+
+
+def test_figures_and_report_inputs_exist(smoke_run: Path) -> None:
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            path = smoke_run / "results" / "figures" / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+
+
+def test_scan_accounts_for_every_screened_row(smoke_run: Path) -> None:
+    scan = smoke_run / "results" / "scan"
+    predictions = pd.read_csv(scan / "screening_predictions.csv")
+    rejected = pd.read_csv(scan / "rejected.csv")
+    models = predictions.model.unique()
+    assert len(models) == 3
+    per_model = predictions.groupby("model").mp_id.nunique()
+    assert (per_model + len(rejected) == 25).all(), "smoke config screens 25 materials"
+    assert len(pd.read_csv(scan / "low_kappa_candidates.csv")) > 0
+
+
+def test_quarantine_accounts_for_every_input_row(smoke_run: Path) -> None:
+    rejected = pd.read_csv(smoke_run / "results" / "data" / "rejected.csv")
+    for dataset, n_in in (("aflow", 120), ("dataset1", 95), ("dataset2", 143)):
+        kept = pd.read_parquet(smoke_run / "results" / "data" / f"{dataset}.parquet")
+        assert len(kept) + int((rejected.dataset == dataset).sum()) == n_in, dataset
+
+
+def test_second_run_has_nothing_to_do(smoke_run: Path, smoke_snakemake) -> None:
+    output = smoke_snakemake(smoke_run, "--dry-run", "--cores", "2")
+    assert "Nothing to be done" in output
