@@ -71,3 +71,61 @@ def test_freeze_backbone(pretrained_dir):
     assert not any(p.requires_grad for p in net.backbone.parameters())
     assert all(p.requires_grad for p in net.head.parameters())
     assert kappanet_from_config(net.config()).freeze_backbone
+
+
+def _stock_features(model, batch):
+    """``KappaNet.features`` through matgl's own modules (block and convolution ``forward``)."""
+    net = model.backbone
+    edge_index, node_batch, num_graphs = batch.edge_index, batch.batch, batch.num_graphs
+    edge_batch = node_batch[edge_index[0]]
+    bond_vec = batch.pos[edge_index[1]] + batch.pbc_offshift - batch.pos[edge_index[0]]
+    edge_attr = net.bond_expansion(torch.linalg.vector_norm(bond_vec, dim=1))
+    node_feat, edge_feat, state_feat = net.embedding(batch.node_type, edge_attr, batch.state_attr)
+    edge_feat, node_feat, state_feat = net.edge_encoder(edge_feat), net.node_encoder(node_feat), net.state_encoder(state_feat)
+    for block in net.blocks:
+        edge_feat, node_feat, state_feat = block(
+            edge_index, edge_feat, node_feat, state_feat, node_batch, edge_batch, batch.pos.size(0), num_graphs
+        )
+        state_feat = state_feat.reshape(num_graphs, -1)
+    node_vec = net.node_s2s(node_feat, node_batch, dim_size=num_graphs).reshape(num_graphs, -1)
+    edge_vec = net.edge_s2s(edge_feat, edge_batch, num_graphs=num_graphs).reshape(num_graphs, -1)
+    return net.output_proj(torch.cat([node_vec, edge_vec, state_feat], dim=-1))
+
+
+@pytest.mark.parametrize("n_graphs", [1, 3])
+def test_fast_path_matches_stock_modules_with_gradients(pretrained_dir, batch, n_graphs):
+    """The split edge update (features()) gives matgl's values and gradients, in training mode."""
+    from kappaflow.graphs import GraphBatch
+
+    if n_graphs == 1:
+        nodes = batch.batch == 0
+        edges = nodes[batch.edge_index[0]]
+        batch = GraphBatch(batch.node_type[nodes], batch.pos[nodes], batch.edge_index[:, edges],
+                           batch.pbc_offshift[edges], batch.batch[nodes], batch.state_attr[:1], 1)
+    net = build_kappanet(pretrained_dir).train()
+    grads = []
+    for features in (net.features, lambda b: _stock_features(net, b)):
+        net.zero_grad()
+        out = features(batch)
+        out.pow(2).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in net.backbone.parameters() if p.grad is not None]))
+    (fast, fast_grads), (stock, stock_grads) = grads
+    torch.testing.assert_close(fast, stock, rtol=1e-5, atol=1e-5)
+    assert len(fast_grads) == len(stock_grads) > 0
+    for a, b in zip(fast_grads, stock_grads):  # float32 sums in another order: compare at the tensor's scale
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()))
+
+
+def test_bond_basis_shared_between_models(pretrained_dir, batch):
+    """Models with the same Gaussian expansion can take one precomputed basis (the ensemble does)."""
+    from kappaflow.backbone import read_init_args
+
+    args = read_init_args(pretrained_dir)
+    first, second = build_kappanet(pretrained_dir).eval(), build_kappanet(pretrained_dir).eval()
+    with torch.no_grad():
+        second.head[0].weight.mul_(2.0)  # different weights, same expansion
+    assert first.shares_bond_basis(second)
+    assert build_kappanet(None, init_args=args).shares_bond_basis(build_kappanet(None, init_args=args))
+    assert not first.shares_bond_basis(build_kappanet(None, init_args={**args, "cutoff": 5.0}))
+    with torch.no_grad():
+        torch.testing.assert_close(second(batch, first.bond_basis(batch)), second(batch), rtol=0, atol=0)

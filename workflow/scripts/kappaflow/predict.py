@@ -33,7 +33,6 @@ from kappaflow.graphs import (
 from kappaflow.inputs import Item
 from kappaflow.model import KappaNet
 from kappaflow.training.checkpoint import load_trained
-from kappaflow.training.predict import predict_kappa
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.validation import InvalidRow, Limits, check_structure
 
@@ -137,14 +136,29 @@ def graph_set(records: Sequence[dict[str, object]], cutoff: float) -> GraphSet:
 
 
 def ensemble_kappa(ensemble: Ensemble, graphs: GraphSet, batch_size: int = 64) -> np.ndarray:
-    """κ (W/mK) of every model for every graph: shape ``(n_models, n_graphs)``."""
+    """κ (W/mK) of every model for every graph: shape ``(n_models, n_graphs)``.
+
+    Each batch is collated (and moved to the device) once and run through every model, under
+    ``torch.inference_mode`` (no autograd bookkeeping); the edge-length basis expansion, which has no
+    trainable parameter, is computed once per batch when every model uses the same one.
+    """
+    if len(graphs) == 0:
+        return np.zeros((len(ensemble), 0))
+    first = ensemble.models[0]
+    shared = all(first.shares_bond_basis(model) for model in ensemble.models[1:])
+    outputs: list[list[torch.Tensor]] = [[] for _ in ensemble.models]
     with torch.inference_mode():
-        return np.stack(
-            [
-                predict_kappa(model, scaler, graphs, batch_size, ensemble.device)
-                for model, scaler in zip(ensemble.models, ensemble.scalers, strict=True)
-            ]
-        ) if len(graphs) else np.zeros((len(ensemble), 0))
+        for start in range(0, len(graphs), batch_size):
+            batch = graphs.batch(np.arange(start, min(start + batch_size, len(graphs)))).to(ensemble.device)
+            basis = first.bond_basis(batch) if shared else None
+            for out, model in zip(outputs, ensemble.models, strict=True):
+                out.append(model(batch, basis).reshape(-1))
+    return np.stack(
+        [
+            np.asarray(scaler.inverse(torch.cat(out).double().cpu().numpy()), dtype=np.float64)
+            for out, scaler in zip(outputs, ensemble.scalers, strict=True)
+        ]
+    )
 
 
 def mean_std(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from kappaflow.model import KappaNet
 from kappaflow.training.scaling import TargetScaler
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_scaled(
     model: KappaNet, graphs: GraphSet, batch_size: int = 64, device: str | torch.device = "cpu"
 ) -> np.ndarray:
