@@ -15,6 +15,7 @@ from pymatgen.core import Structure
 
 MIRROR_DIR = (Path(__file__).resolve().parents[1].parent / "shared" / "data").resolve()
 PRETRAINED_DIR = MIRROR_DIR / "pretrained" / "MEGNet-MP-2018.6.1-Eform"
+#: A small MEGNet so each run takes a second or two (shared by the training tests).
 TINY_INIT_ARGS = {
     "dim_node_embedding": 8,
     "dim_edge_embedding": 16,

@@ -9,19 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from kappaflow.graphs import featurize_record, structure_to_record, write_graph_table
+from _tiny_ensemble import TINY_INIT_ARGS
 from kappaflow.training.runner import RunSpec
 from pymatgen.core import Structure
 
 N_PER_DATASET = {"dataset1": 16, "dataset2": 16, "aflow": 20}
-#: A small MEGNet so each run takes a second or two.
-TINY_INIT_ARGS = {
-    "dim_node_embedding": 8,
-    "dim_edge_embedding": 16,
-    "hidden_layer_sizes_input": [16, 8],
-    "hidden_layer_sizes_conv": [16, 16, 8],
-    "hidden_layer_sizes_output": [8, 4],
-    "nblocks": 2,
-}
 
 
 def _records(mirror: Path, key: str, n: int) -> list[dict[str, object]]:
