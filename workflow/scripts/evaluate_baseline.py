@@ -1,16 +1,15 @@
 """Snakemake adapter: composition-only baseline under the paper's protocol (same splits as the network)."""
 
-import logging
-import sys
+from kappaflow.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.baseline import write_paper_protocol
+from kappaflow.training.sets import graph_paths
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
 write_paper_protocol(
-    {key: inputs[key] for key in ("aflow", "dataset1", "dataset2") if key in inputs.keys()},  # noqa: SIM118 (Namedlist: `in` tests values)
+    graph_paths(inputs),
     params.train_sets,
     params.test_sets,
     params.seeds,

@@ -1,10 +1,8 @@
 """Snakemake adapter: all runs' predictions, statuses and loss histories in three files."""
 
-import logging
-import sys
+from kappaflow.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.evaluation.files import collect
 

@@ -1,12 +1,11 @@
 """Snakemake adapter: train one held-out fold and predict its outer test part."""
 
-import logging
-import sys
+from kappaflow.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.heldout import train_fold
+from kappaflow.training.sets import graph_paths
 
 inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 train_fold(
@@ -15,7 +14,7 @@ train_fold(
     int(wildcards.fold),
     params.folds,
     params.seed,
-    {key: inputs[key] for key in ("aflow", "dataset1", "dataset2") if key in inputs.keys()},  # noqa: SIM118 (Namedlist: `in` tests values)
+    graph_paths(inputs),
     params.pretrained_dir,
     params.work_dir,
     snakemake.output[0],  # noqa: F821

@@ -1,13 +1,9 @@
 """Snakemake adapter: validated structures → crystal graph table."""
 
-import logging
-import sys
+from kappaflow.logs import log_to_file
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-sys.stderr = open(smk.log[0], "w")  # noqa: SIM115 (stays open for the whole script)
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
+log_to_file(smk.log[0])
 
 from kappaflow.graphs import featurize_file
 

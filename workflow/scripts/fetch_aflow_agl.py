@@ -1,15 +1,9 @@
 """Snakemake adapter: AFLOW AGL labels and CIFs (mirror or AFLUX)."""
 
-import logging
-import sys
-
+from kappaflow.logs import log_to_file
 from kappaflow.sources.aflow import acquire_aflow_agl
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake)
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
-logging.captureWarnings(True)
+log_to_file(snakemake.log[0])  # noqa: F821
 
 acquire_aflow_agl(
     snakemake.params.source,  # noqa: F821

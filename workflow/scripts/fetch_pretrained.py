@@ -1,16 +1,11 @@
 """Snakemake adapter: the pretrained MEGNet files (mirror or download)."""
 
-import logging
-import sys
 from pathlib import Path
 
+from kappaflow.logs import log_to_file
 from kappaflow.sources.pretrained import acquire_pretrained
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake)
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
-logging.captureWarnings(True)
+log_to_file(snakemake.log[0])  # noqa: F821
 
 acquire_pretrained(
     snakemake.params.source,  # noqa: F821

@@ -1,10 +1,8 @@
 """Snakemake adapter: the held-out table from every fold's predictions."""
 
-import logging
-import sys
+from kappaflow.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.evaluation.files import write_heldout_tables
 

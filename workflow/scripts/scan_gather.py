@@ -1,10 +1,8 @@
 """Snakemake adapter: join the scan chunks, check rows in = predicted + rejected, pick the candidates."""
 
-import logging
-import sys
+from kappaflow.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.scan import gather_scan  # noqa: E402
 

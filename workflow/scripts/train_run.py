@@ -1,15 +1,14 @@
 """Snakemake adapter: one training run (rules train and train_stage1) → kappaflow.training.runner."""
 
-import logging
-import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+from kappaflow.logs import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
 
 import torch
 from kappaflow.training.runner import RunSpec, train_run
-from kappaflow.training.sets import DATASET_KEYS
+from kappaflow.training.sets import graph_paths
 
 smk = snakemake  # noqa: F821
 training = smk.params.training
@@ -20,7 +19,7 @@ train_run(
         train_on=smk.params.train_on,
         seed=int(smk.wildcards.seed),
         out_dir=str(Path(smk.output.run_json).parent),
-        graph_paths={key: str(smk.input[key]) for key in DATASET_KEYS if key in smk.input.keys()},
+        graph_paths=graph_paths(smk.input),
         pretrained_dir=str(Path(smk.input.pretrained_json).parent),
         init=smk.params.init,
         init_checkpoint=str(smk.input.stage1) if "stage1" in smk.input.keys() else None,

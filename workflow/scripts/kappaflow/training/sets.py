@@ -4,6 +4,7 @@ workflow's rules read this module)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 #: Dataset keys (graph files) behind each training/test set name.
 SET_SOURCES: dict[str, tuple[str, ...]] = {
@@ -23,3 +24,10 @@ def sources_of(names: Iterable[str]) -> list[str]:
         raise ValueError(f"unknown set name(s) {unknown}; expected one of {sorted(SET_SOURCES)}")
     keys = {key for name in names for key in SET_SOURCES[name]}
     return [key for key in DATASET_KEYS if key in keys]
+
+
+def graph_paths(named_inputs: Any) -> dict[str, str]:
+    """``{dataset key: graph file}`` of a rule's named inputs (a Snakemake Namedlist, whose ``in``
+    tests values, hence ``keys()``)."""
+    names = set(named_inputs.keys())
+    return {key: str(named_inputs[key]) for key in DATASET_KEYS if key in names}
