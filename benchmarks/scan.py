@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from kappaflow.validation import Limits
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = (REPO.parent / "shared" / "data").resolve()
@@ -65,6 +66,56 @@ def naive_predict(model, scaler, structure) -> float:
         return float(scaler.inverse(model(batch)).item())
 
 
+def batched_scan(rows, models, batch_size: int) -> tuple[int, int, float]:
+    """The scan path of one chunk on ``rows``: (predicted, rejected, seconds to read+validate+featurize)."""
+    from kappaflow.predict import ensemble_kappa, graph_set, mean_std
+    from kappaflow.scan import chunk_records, chunk_structures
+
+    structures_dir = MIRROR / "mp" / "structures"
+    limits = Limits(cutoff=4.0, min_distance=0.5)
+    start = time.perf_counter()
+    records, rejected = chunk_records(rows, chunk_structures(rows["mp_id"], "mirror", structures_dir), limits)
+    graphs = graph_set(records, 4.0)
+    feat_s = time.perf_counter() - start
+    mean_std(ensemble_kappa(models, graphs, batch_size))
+    return len(records), len(rejected), feat_s
+
+
+def _chunk_job(rows, models_dir: str | None, n_models: int, batch_size: int, barrier, results) -> None:
+    """One single-thread chunk job: load the ensemble, warm up, wait for the others, scan ``rows``."""
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    from kappaflow.allocator import retain_freed_memory
+
+    retain_freed_memory()
+    models = ensemble(models_dir, n_models)
+    batched_scan(rows.head(8), models, batch_size)
+    barrier.wait()
+    start = time.perf_counter()
+    batched_scan(rows, models, batch_size)
+    results.put(time.perf_counter() - start)
+
+
+def side_by_side_rate(rows, args) -> float:
+    """Structures/s of ``args.jobs`` single-thread chunk jobs (processes) splitting ``rows``, started together.
+
+    This is how the scan rule uses a machine: one thread per chunk job, as many jobs as cores.
+    """
+    import multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    barrier, results = context.Barrier(args.jobs), context.Queue()
+    parts = [rows.iloc[i :: args.jobs] for i in range(args.jobs)]  # alike mixes of sizes
+    jobs = [context.Process(target=_chunk_job, args=(part, args.models, args.n_models, args.batch_size, barrier, results))
+            for part in parts]
+    for job in jobs:
+        job.start()
+    wall = max(results.get() for _ in jobs)
+    for job in jobs:
+        job.join()
+    return len(rows) / wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="trained ensemble folder (default: 9 random models)")
@@ -73,33 +124,30 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--naive", type=int, default=60, help="structures timed in the naive loop")
     parser.add_argument("--chunk-size", type=int, default=2000, help="for the projection")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="also time this many single-thread chunk jobs side by side (1: skip)")
     parser.add_argument("--parallel-jobs", type=int, default=20, help="for the projection")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
 
-    from kappaflow.predict import ensemble_kappa, graph_set, mean_std
-    from kappaflow.scan import chunk_records, chunk_structures, read_screening_set
-    from kappaflow.validation import InvalidRow, Limits, check_structure, parse_structure_json
+    from kappaflow.allocator import retain_freed_memory
+    from kappaflow.scan import chunk_structures, read_screening_set
+    from kappaflow.validation import InvalidRow, check_structure, parse_structure_json
 
+    retain_freed_memory()  # as the scan rule does
     models = ensemble(args.models, args.n_models)
     rows = read_screening_set(MIRROR / "mp" / "screening_set.csv")
     structures_dir = MIRROR / "mp" / "structures"
     limits = Limits(cutoff=4.0, min_distance=0.5)
-
-    # warm-up (first-call allocations, lazy imports)
-    warm, _ = chunk_records(rows.head(8), chunk_structures(rows["mp_id"].head(8), "mirror", structures_dir), limits)
-    ensemble_kappa(models, graph_set(warm, 4.0), args.batch_size)
+    batched_scan(rows.head(8), models, args.batch_size)  # warm-up (first-call allocations, lazy imports)
 
     start = time.perf_counter()
-    records, rejected = chunk_records(rows, chunk_structures(rows["mp_id"], "mirror", structures_dir), limits)
-    graphs = graph_set(records, 4.0)
-    featurized = time.perf_counter()
-    mean_std(ensemble_kappa(models, graphs, args.batch_size))
+    n_records, n_rejected, feat_s = batched_scan(rows, models, args.batch_size)
     batched_s = time.perf_counter() - start
-    feat_s = featurized - start
     n = len(rows)
     batched_rate = n / batched_s
+    jobs_rate = side_by_side_rate(rows, args) if args.jobs > 1 else None
 
     naive_rows = rows.sample(min(args.naive, len(rows)), random_state=0)  # representative sizes
     start = time.perf_counter()
@@ -118,11 +166,14 @@ def main() -> None:
     chunk_s = args.chunk_size * per_structure_27 + 20.0  # + start-up (imports, model loading)
     n_chunks = math.ceil(150_000 / args.chunk_size)
     waves = math.ceil(n_chunks / args.parallel_jobs)
-    print(f"threads={args.threads} models={len(models)} structures={n} predicted={len(records)} rejected={len(rejected)}")
+    print(f"threads={args.threads} models={len(models)} structures={n} predicted={n_records} rejected={n_rejected}")
     print(f"batched: {batched_s:.2f} s total, of which read+validate+featurize {feat_s:.2f} s")
     print(f"batched: {batched_rate:.1f} structures/s ({len(models)}-model ensemble, featurization included)")
     print(f"naive:   {naive_rate:.1f} structures/s (per-structure loop, {len(naive_rows)} random structures)")
     print(f"ratio:   {batched_rate / naive_rate:.1f}x")
+    if jobs_rate is not None:
+        print(f"side by side: {jobs_rate:.1f} structures/s ({args.jobs} single-thread chunk jobs, "
+              f"{jobs_rate / naive_rate:.1f}x the naive loop)")
     print(f"peak memory (max RSS, whole screening set as one chunk): {peak_mib:.0f} MiB")
     print(f"projection, 150,000 structures x 27 models: {n_chunks} chunks of {args.chunk_size}, "
           f"{chunk_s / 60:.1f} min per chunk job; {args.parallel_jobs} parallel jobs: {waves * chunk_s / 60:.0f} min wall; "

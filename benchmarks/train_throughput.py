@@ -28,6 +28,7 @@ import lightning as pl
 import numpy as np
 import pandas as pd
 import torch
+from kappaflow.allocator import retain_freed_memory
 from kappaflow.graphs import (
     GRAPH_SCHEMA,
     GraphSet,
@@ -140,9 +141,9 @@ def paper_configuration(aflow_rate: float, hq_rate: float, parallel_jobs: int = 
     Per seed: steps I and II on Dataset1, Dataset2, MIX and AFLOW, stage 1 on AFLOW, step III stage 2
     on Dataset1, Dataset2 and MIX; 300 epochs each. AFLOW runs go at the stage-1 rate, the others at
     the Dataset1 rate. Validation passes (20 % of each set, forward only) are not counted.
-    ``parallel_jobs`` single-thread jobs side by side each keep the single-thread rate on a machine
-    with that many idle cores (measured on 2 cores: two concurrent ``--threads 1`` runs each matched
-    a lone one), which is how the workflow runs (training rules use one thread).
+    ``parallel_jobs``: that many jobs side by side, each at the given rates (pass the per-job rates
+    measured side by side, :func:`side_by_side`), which is how the workflow runs (training rules
+    use one thread, ``--cores N`` runs N of them).
     """
     train = {name: round(n * (1 - VAL_FRACTION)) for name, n in PAPER_SIZES.items()}
     hq = train["Dataset1"] + train["Dataset2"]  # MIX = both training parts
@@ -156,6 +157,36 @@ def paper_configuration(aflow_rate: float, hq_rate: float, parallel_jobs: int = 
                if parallel_jobs > 1 else ""))
 
 
+def _side_by_side_job(n_aflow: int, batch_size: int, epochs: int, barrier, results) -> None:
+    """One single-thread job: build the sets, wait for the others, time both Lightning loops."""
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    retain_freed_memory()
+    sets = (aflow_set(n_aflow), dataset1_set())
+    barrier.wait()
+    results.put(tuple(lightning_loop(graphs, batch_size, epochs) for graphs in sets))
+
+
+def side_by_side(jobs: int, n_aflow: int, batch_size: int, epochs: int) -> tuple[float, float]:
+    """Summed Lightning rates (AFLOW, Dataset1) of ``jobs`` single-thread training jobs run at once.
+
+    The machine's training throughput as the workflow uses it: training rules take one thread and
+    ``--cores N`` runs N of them side by side.
+    """
+    import multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    barrier, results = context.Barrier(jobs), context.Queue()
+    procs = [context.Process(target=_side_by_side_job, args=(n_aflow, batch_size, epochs, barrier, results))
+             for _ in range(jobs)]
+    for proc in procs:
+        proc.start()
+    rates = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return sum(r[0] for r in rates), sum(r[1] for r in rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -164,11 +195,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--jobs", type=int, default=2,
-                        help="with --threads 1: single-thread jobs side by side in the extrapolation (cores)")
+                        help="also time this many single-thread jobs side by side (1: skip); used in the extrapolation")
     parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(args.flush_denormal)
+    retain_freed_memory()  # as kappaflow.training.runner does
     sets = {"stage1 (AFLOW)": aflow_set(args.aflow), "stage2 (Dataset1)": dataset1_set()}
     results = {}
     for name, graphs in sets.items():
@@ -178,10 +210,16 @@ def main() -> None:
                          "lightning_structures_per_s": round(lit, 1)}
         print(f"{name}: {len(graphs)} structures, batch {args.batch_size}, {args.threads} threads: "
               f"bare loop {bare:.0f}/s, Lightning loop {lit:.0f}/s (Lightning/bare {lit / bare:.2f})", flush=True)
+    if args.jobs > 1:
+        aflow, hq = side_by_side(args.jobs, args.aflow, args.batch_size, args.epochs)
+        results["side_by_side"] = {"jobs": args.jobs, "aflow_structures_per_s": round(aflow, 1),
+                                   "dataset1_structures_per_s": round(hq, 1)}
+        print(f"{args.jobs} single-thread Lightning jobs side by side: stage1 (AFLOW) {aflow:.0f}/s, "
+              f"stage2 (Dataset1) {hq:.0f}/s in total", flush=True)
+        print(paper_configuration(aflow / args.jobs, hq / args.jobs, parallel_jobs=args.jobs))
     print(json.dumps(results))
     print(paper_configuration(results["stage1 (AFLOW)"]["lightning_structures_per_s"],
-                              results["stage2 (Dataset1)"]["lightning_structures_per_s"],
-                              parallel_jobs=args.jobs if args.threads == 1 else 1))
+                              results["stage2 (Dataset1)"]["lightning_structures_per_s"]))
 
 
 if __name__ == "__main__":

@@ -63,8 +63,11 @@ def _say(message: str) -> None:
 
 def predict_command(args: argparse.Namespace) -> int:
     """Run ``kappaflow predict``; returns the exit status."""
+    from kappaflow.allocator import retain_freed_memory
     from kappaflow.inputs import MPSource, default_mirror_dir, read_inputs
     from kappaflow.predict import ModelError, load_ensemble, predict_items, resolve_device
+
+    retain_freed_memory()
 
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".parquet"):
         _say(f"--out {args.out}: expected a .csv or .parquet file")

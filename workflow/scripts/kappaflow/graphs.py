@@ -308,8 +308,8 @@ class GraphSet:
     frac_coords: np.ndarray  # (N, 3) float32
     pos: np.ndarray  # (N, 3) float32, Cartesian
     lattice: np.ndarray  # (G, 3, 3) float32
-    edge_index: np.ndarray  # (2, E) int64, local site indices
-    pbc_offset: np.ndarray  # (E, 3) float32 image offsets
+    edge_index: np.ndarray  # (2, E) int32, local site indices (int64 in batches)
+    pbc_offset: np.ndarray  # (E, 3) int16 image offsets (float32 in batches)
     node_ptr: np.ndarray  # (G + 1,) int64
     edge_ptr: np.ndarray  # (G + 1,) int64
     cutoff: float
@@ -330,7 +330,8 @@ class GraphSet:
         indices, n_nodes, n_edges, nodes, edges = self._parts(indices)
         graph_of_edge = np.repeat(np.arange(len(indices)), n_edges)
         edge_index = _take(self.edge_index, edges, axis=1) + (np.cumsum(n_nodes) - n_nodes)[graph_of_edge]
-        shifts = _image_shifts(_take(self.pbc_offset, edges), _take(self.lattice, indices[graph_of_edge]))
+        images = _take(self.pbc_offset, edges).astype(np.float32)
+        shifts = _image_shifts(images, _take(self.lattice, indices[graph_of_edge]))
         return GraphBatch(
             node_type=torch.from_numpy(_take(self.node_type, nodes)),
             pos=torch.from_numpy(_take(self.pos, nodes)),
@@ -408,9 +409,11 @@ def graph_set_from_table(table: pa.Table) -> GraphSet:
         raise ValueError("graph table holds an element outside MEGNet's element types")
     frac = _flat(table.column("frac_coords"), np.float32)[0].reshape(-1, 3)
     lattice = _flat(table.column("lattice"), np.float32)[0].reshape(-1, 3, 3)
-    src, n_edges = _flat(table.column("edge_src"), np.int64)
-    dst, _ = _flat(table.column("edge_dst"), np.int64)
-    images = _flat(table.column("edge_images"), np.float32)[0].reshape(-1, 3)
+    # Edges stay in their stored integer widths (a quarter of the memory of int64/float32 copies;
+    # on VMs, where first-touching fresh pages is costly, that is most of the load time).
+    src, n_edges = _flat(table.column("edge_src"), np.int32)
+    dst, _ = _flat(table.column("edge_dst"), np.int32)
+    images = _flat(table.column("edge_images"), np.int16)[0].reshape(-1, 3)
     node_graph = np.repeat(np.arange(len(n_nodes)), n_nodes)
     return GraphSet(
         ids=_strings(table.column("id")),

@@ -181,8 +181,10 @@ def scan_chunk(
     cutoff: float = 4.0, min_distance: float = 0.5, batch_size: int = 64, device: str = "cpu",
 ) -> tuple[int, int]:
     """Predict one chunk of the screening set; write its predictions and rejects; (predicted, rejected)."""
+    from kappaflow.allocator import retain_freed_memory
     from kappaflow.validation import Limits
 
+    retain_freed_memory()
     rows = chunk_rows(pd.read_csv(screening_csv, dtype={"mp_id": str, "formula": str}), chunk, chunk_size)
     structures = chunk_structures(rows["mp_id"], source, mirror_structures, online) if len(rows) else {}
     records, rejected = chunk_records(rows, structures, Limits(min_distance=min_distance, cutoff=cutoff))

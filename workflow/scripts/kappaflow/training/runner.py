@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from kappaflow.allocator import retain_freed_memory
 from kappaflow.graphs import GraphSet
 from kappaflow.model import PAPER_HEAD_HIDDEN, build_kappanet
 from kappaflow.training.checkpoint import export_checkpoint, load_trained, model_state, read_checkpoint
@@ -199,6 +200,7 @@ def train_run(
         SplitError: a set too small to split.
     """
     start = time.perf_counter()
+    retain_freed_memory()
     out_dir = Path(spec.out_dir)
     if spec.init == "checkpoint" and not Path(spec.init_checkpoint).is_file():
         raise FileNotFoundError(
