@@ -129,3 +129,30 @@ def test_bond_basis_shared_between_models(pretrained_dir, batch):
     assert not first.shares_bond_basis(build_kappanet(None, init_args={**args, "cutoff": 5.0}))
     with torch.no_grad():
         torch.testing.assert_close(second(batch, first.bond_basis(batch)), second(batch), rtol=0, atol=0)
+
+
+def test_bond_basis_distinct_bonds(pretrained_dir, batch):
+    """Each edge's representative bond has the same end types and length; symmetry leaves fewer bonds than edges."""
+    basis = build_kappanet(pretrained_dir).bond_basis(batch)
+    src, dst = batch.edge_index
+    rep = basis.bond_edge[basis.bond_row]
+    assert basis.equal_states
+    assert len(basis.bond_edge) < src.numel() and len(basis.rows) < len(basis.bond_edge)
+    assert torch.equal(batch.node_type[src[rep]], batch.node_type[src])
+    assert torch.equal(batch.node_type[dst[rep]], batch.node_type[dst])
+    assert torch.equal(basis.edge_row[rep], basis.edge_row)
+    lengths = torch.linalg.vector_norm(batch.pos[dst] + batch.pbc_offshift - batch.pos[src], dim=1)
+    torch.testing.assert_close(lengths[rep], lengths, rtol=0, atol=0)
+
+
+def test_unequal_states_skip_the_bond_shortcut(pretrained_dir, batch):
+    """With different graph states the first edge update depends on the graph too: no shortcut, same values as matgl's path."""
+    from dataclasses import replace
+
+    varied = replace(batch, state_attr=batch.state_attr.clone())
+    varied.state_attr[1] = 0.5
+    net = build_kappanet(pretrained_dir).eval()
+    assert not net.bond_basis(varied).equal_states
+    with torch.no_grad():
+        torch.testing.assert_close(net.features(varied), _stock_features(net, varied), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(net.features(varied), net.features(batch))

@@ -8,7 +8,7 @@ standardised target ``(log10(κ + 1) - mean) / std``.
 
 :meth:`KappaNet.features` runs matgl's modules with two changes that compute the same function
 faster (tested against matgl's own forward, values and gradients): the edge encoder runs once per
-distinct edge length (:class:`BondBasis`), the first layer of each edge MLP is split by input
+distinct edge length and the first block's edge update once per distinct bond (:class:`BondBasis`), the first layer of each edge MLP is split by input
 block (:func:`_edge_update`: node and state parts multiplied per node and per graph, not per
 edge), Set2Set steps an LSTM cell (:func:`_set2set`), and SoftPlus2 subtracts ``log 2`` in place.
 """
@@ -56,6 +56,40 @@ def _apply(module: nn.Module, x: Tensor) -> Tensor:
     return _run_layers(module.layers, x) if isinstance(module, MLP) else module(x)
 
 
+@dataclass(frozen=True)
+class BondBasis:
+    """The edge-length basis of a batch, one row per distinct length, and the batch's distinct bonds.
+
+    Until the first graph convolution, an edge's features are a function of its length only, and
+    symmetry makes many lengths equal (in the mirror's AFLOW batches 1 in 5 is distinct, in the
+    screening set 1 in 3). The basis expansion, the edge embedding and the edge encoder therefore run
+    on the distinct lengths; ``edge_row`` gathers the result onto the edges.
+
+    The first block's edge update is, in turn, a function of the edge's length, the element types of
+    its two ends (node features before the first convolution depend on the element only) and the
+    graph's state: with equal states, it runs once per distinct (source type, destination type,
+    length) bond, on the representative edges ``bond_edge``; ``bond_row`` gathers it onto the edges.
+    """
+
+    rows: Tensor  #: ``(n_lengths, n_basis)``
+    edge_row: Tensor  #: ``(num_edges,)``, each edge's row in ``rows``
+    bond_edge: Tensor  #: ``(n_bonds,)``, one edge of each distinct bond
+    bond_row: Tensor  #: ``(num_edges,)``, each edge's distinct bond
+    equal_states: bool  #: whether every graph of the batch has the same state attributes
+
+
+def _distinct_bonds(batch: GraphBatch, edge_row: Tensor, n_lengths: int) -> tuple[Tensor, Tensor]:
+    """One representative edge per distinct (source type, destination type, length), and each edge's bond."""
+    src_type = batch.node_type.index_select(0, batch.edge_index[0]).long()
+    dst_type = batch.node_type.index_select(0, batch.edge_index[1]).long()
+    n_types = int(batch.node_type.max()) + 1 if batch.node_type.numel() else 1
+    key = (src_type * n_types + dst_type) * n_lengths + edge_row
+    bonds, bond_row = torch.unique(key, return_inverse=True)
+    edges = torch.arange(key.numel(), device=key.device)
+    bond_edge = torch.full_like(bonds, key.numel()).scatter_reduce_(0, bond_row, edges, "amin")
+    return bond_edge, bond_row
+
+
 def _edge_update(
     conv: MEGNetGraphConv, edge_index: Tensor, edge_feat: Tensor, node_feat: Tensor, state_feat: Tensor,
     edge_batch: Tensor,
@@ -81,18 +115,27 @@ def _edge_update(
 
 def _block_forward(
     block: MEGNetBlock, edge_index: Tensor, edge_feat: Tensor, node_feat: Tensor, state_feat: Tensor,
-    node_batch: Tensor, edge_batch: Tensor, num_nodes: int, num_graphs: int,
+    node_batch: Tensor, edge_batch: Tensor, num_nodes: int, num_graphs: int, bonds: BondBasis | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``MEGNetBlock.forward`` (dense layers, graph convolution, dropout, skip) with :func:`_edge_update`.
 
     The node and state updates are the convolution's own (so its aggregation convention holds).
+    ``bonds`` (first block only, see :class:`BondBasis`): run the edge update on one edge per
+    distinct bond and gather it onto the edges.
     """
     inputs = (edge_feat, node_feat, state_feat)
     edge_feat = _apply(block.edge_func, edge_feat)
     node_feat = _apply(block.node_func, node_feat)
     state_feat = _apply(block.state_func, state_feat).reshape(num_graphs, -1)
     conv = block.conv
-    edge_feat = _edge_update(conv, edge_index, edge_feat, node_feat, state_feat, edge_batch)
+    if bonds is None:
+        edge_feat = _edge_update(conv, edge_index, edge_feat, node_feat, state_feat, edge_batch)
+    else:
+        pick = bonds.bond_edge
+        edge_feat = _edge_update(
+            conv, edge_index.index_select(1, pick), edge_feat.index_select(0, pick), node_feat, state_feat,
+            edge_batch.index_select(0, pick),
+        ).index_select(0, bonds.bond_row)
     node_feat = conv.node_update_(edge_index, edge_feat, node_feat, state_feat.index_select(0, node_batch), num_nodes)
     state_feat = conv.state_update_(edge_feat, node_feat, state_feat, edge_batch, node_batch, num_graphs)
     if block.dropout is not None:
@@ -125,20 +168,6 @@ def _set2set(lstm: nn.LSTM, x: Tensor, index: Tensor, num_graphs: int, n_iters: 
         readout = x.new_zeros(num_graphs, width).index_add_(0, index, x * attention)
         q_star = torch.cat([h, readout], dim=1)
     return q_star
-
-
-@dataclass(frozen=True)
-class BondBasis:
-    """The edge-length basis of a batch, one row per distinct length.
-
-    Until the first graph convolution, an edge's features are a function of its length only, and
-    symmetry makes many lengths equal (in the mirror's AFLOW batches 1 in 5 is distinct, in the
-    screening set 1 in 3). The basis expansion, the edge embedding and the edge encoder therefore run
-    on the distinct lengths; ``edge_row`` gathers the result onto the edges.
-    """
-
-    rows: Tensor  #: ``(n_distinct, n_basis)``
-    edge_row: Tensor  #: ``(num_edges,)``, each edge's row in ``rows``
 
 
 def make_head(in_features: int, hidden: Sequence[int]) -> nn.Sequential:
@@ -186,7 +215,9 @@ class KappaNet(nn.Module):
         """Basis expansion of every distinct edge length in ``batch`` (see :class:`BondBasis`)."""
         bond_vec = batch.pos[batch.edge_index[1]] + batch.pbc_offshift - batch.pos[batch.edge_index[0]]
         lengths, edge_row = torch.unique(torch.linalg.vector_norm(bond_vec, dim=1), return_inverse=True)
-        return BondBasis(self.backbone.bond_expansion(lengths), edge_row)
+        bond_edge, bond_row = _distinct_bonds(batch, edge_row, lengths.numel())
+        equal_states = bool((batch.state_attr == batch.state_attr[:1]).all())
+        return BondBasis(self.backbone.bond_expansion(lengths), edge_row, bond_edge, bond_row, equal_states)
 
     def shares_bond_basis(self, other: KappaNet) -> bool:
         """Whether ``other.bond_basis`` equals this model's on any batch.
@@ -223,9 +254,11 @@ class KappaNet(nn.Module):
         edge_feat = _apply(net.edge_encoder, edge_feat).index_select(0, basis.edge_row)
         node_feat = _apply(net.node_encoder, node_feat)
         state_feat = _apply(net.state_encoder, state_feat)
-        for block in net.blocks:
+        for index, block in enumerate(net.blocks):
+            bonds = basis if index == 0 and basis.equal_states else None
             edge_feat, node_feat, state_feat = _block_forward(
-                block, edge_index, edge_feat, node_feat, state_feat, node_batch, edge_batch, num_nodes, num_graphs
+                block, edge_index, edge_feat, node_feat, state_feat, node_batch, edge_batch, num_nodes, num_graphs,
+                bonds,
             )
             state_feat = state_feat.reshape(num_graphs, -1)
         node_vec = _set2set(net.node_s2s.lstm, node_feat, node_batch, num_graphs, net.node_s2s.n_iters)
