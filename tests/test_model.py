@@ -156,3 +156,16 @@ def test_unequal_states_skip_the_bond_shortcut(pretrained_dir, batch):
     with torch.no_grad():
         torch.testing.assert_close(net.features(varied), _stock_features(net, varied), rtol=1e-5, atol=1e-5)
         assert not torch.allclose(net.features(varied), net.features(batch))
+
+
+def test_fast_path_follows_the_source_convention(pretrained_dir, batch):
+    """With stock matgl's source aggregation the shortcuts still give matgl's own forward."""
+    from kappaflow.backbone import read_init_args
+    from kappaflow.model import KappaNet
+
+    args = read_init_args(pretrained_dir)
+    net = KappaNet(load_pretrained_megnet(pretrained_dir, "source"), args).eval()
+    destination = KappaNet(load_pretrained_megnet(pretrained_dir, "destination"), args).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net.features(batch), _stock_features(net, batch), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(net.features(batch), destination.features(batch), atol=1e-4)
