@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import softmax as pyg_softmax
 
 from kappaflow.backbone import DestinationMEGNetGraphConv
-from kappaflow.graphs import GraphBatch
+from kappaflow.graphs import ELEMENT_TYPES, GraphBatch
 
 _LOG2 = math.log(2.0)
 
@@ -59,8 +59,7 @@ def _distinct_bonds(batch: GraphBatch, edge_row: Tensor, n_lengths: int) -> tupl
     """One representative edge per distinct (source type, destination type, length), and each edge's bond."""
     src_type = batch.node_type.index_select(0, batch.edge_index[0]).long()
     dst_type = batch.node_type.index_select(0, batch.edge_index[1]).long()
-    n_types = int(batch.node_type.max()) + 1 if batch.node_type.numel() else 1
-    key = (src_type * n_types + dst_type) * n_lengths + edge_row
+    key = (src_type * len(ELEMENT_TYPES) + dst_type) * n_lengths + edge_row
     bonds, bond_row = torch.unique(key, return_inverse=True)
     edges = torch.arange(key.numel(), device=key.device)
     bond_edge = torch.full_like(bonds, key.numel()).scatter_reduce_(0, bond_row, edges, "amin")
