@@ -102,9 +102,10 @@ class Segments:
             counts(batch.batch, batch.num_graphs),
         )
 
-    def mean(self, x: Tensor, index: Tensor, count: Tensor) -> Tensor:
-        """Mean of the rows of ``x`` per group ``index`` (``count`` rows per group, empty groups 0)."""
-        return x.new_zeros(count.size(0), x.size(1)).index_add_(0, index, x) / count
+
+def segment_mean(x: Tensor, index: Tensor, count: Tensor) -> Tensor:
+    """Mean of the rows of ``x`` per group ``index`` (``count``: rows per group, at least 1; empty groups 0)."""
+    return x.new_zeros(count.size(0), x.size(1)).index_add_(0, index, x) / count
 
 
 def run_layers(layers: Sequence[nn.Module], x: Tensor) -> Tensor:
@@ -170,11 +171,11 @@ def block_forward(
             conv, seg.edge_index.index_select(1, pick), edge_feat.index_select(0, pick), node_feat, state_feat,
             seg.edge_batch.index_select(0, pick),
         ).index_select(0, bonds.bond_row)
-    incoming = seg.mean(edge_feat, seg.aggregate, seg.node_degree)
+    incoming = segment_mean(edge_feat, seg.aggregate, seg.node_degree)
     node_feat = run_layers(
         conv.node_func.layers, torch.cat([node_feat, incoming, state_feat.index_select(0, seg.node_batch)], dim=1)
     )
-    per_graph = (seg.mean(edge_feat, seg.edge_batch, seg.graph_edges), seg.mean(node_feat, seg.node_batch, seg.graph_nodes))
+    per_graph = (segment_mean(edge_feat, seg.edge_batch, seg.graph_edges), segment_mean(node_feat, seg.node_batch, seg.graph_nodes))
     state_feat = run_layers(conv.state_func.layers, torch.cat([state_feat, *per_graph], dim=1))
     if block.dropout is not None:
         edge_feat, node_feat, state_feat = block.dropout(edge_feat), block.dropout(node_feat), block.dropout(state_feat)
