@@ -145,12 +145,15 @@ def mape_heatmap(table: pd.DataFrame, path: str | Path) -> list[Path]:
 
 
 def step_bars(table: pd.DataFrame, path: str | Path) -> list[Path]:
-    """MAPE mean ± std of each step per training set; one panel per test set."""
+    """MAPE mean ± std of each step per training set; one panel per test set, each with its own y scale.
+
+    The error bars stop at zero (MAPE is never negative).
+    """
     steps = _present(table["step"], STEP_ORDER)
     train_sets = _present(table["train_on"], SET_ORDER)
     test_sets = _present(table["test_on"], SET_ORDER)
     width = 0.8 / max(len(steps), 1)
-    fig, axes = plt.subplots(1, len(test_sets), figsize=(3.6 * len(test_sets), 3.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(test_sets), figsize=(3.6 * len(test_sets), 3.2), squeeze=False)
     index = table.set_index(["step", "train_on", "test_on"])
     for ax, test_on in zip(axes[0], test_sets, strict=True):
         for k, step in enumerate(steps):
@@ -160,7 +163,9 @@ def step_bars(table: pd.DataFrame, path: str | Path) -> list[Path]:
                 means.append(index.loc[key, "mape_mean"] if key in index.index else np.nan)
                 stds.append(index.loc[key, "mape_std"] if key in index.index else np.nan)
             x = np.arange(len(train_sets)) + (k - (len(steps) - 1) / 2) * width
-            ax.bar(x, means, width, yerr=np.nan_to_num(stds), capsize=2, color=STEP_COLORS.get(step, "k"),
+            means, stds = np.asarray(means, dtype=float), np.nan_to_num(np.asarray(stds, dtype=float))
+            errors = np.vstack([np.minimum(stds, np.nan_to_num(means)), stds])
+            ax.bar(x, means, width, yerr=errors, capsize=2, color=STEP_COLORS.get(step, "k"),
                    label=STEP_LABELS.get(step, step))
         ax.set_xticks(range(len(train_sets)), train_sets, fontsize=8)
         ax.set_title(f"test on {test_on}", fontsize=9)
