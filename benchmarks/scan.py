@@ -25,9 +25,12 @@ from pathlib import Path
 
 import torch
 from kappaflow.validation import Limits
+from side_by_side import run_side_by_side
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = (REPO.parent / "shared" / "data").resolve()
+STRUCTURES = MIRROR / "mp" / "structures"
+LIMITS = Limits(cutoff=4.0, min_distance=0.5)
 
 
 def ensemble(models_dir: str | None, n_models: int):
@@ -71,10 +74,8 @@ def batched_scan(rows, models, batch_size: int) -> tuple[int, int, float]:
     from kappaflow.predict import ensemble_kappa, graph_set, mean_std
     from kappaflow.scan import chunk_records, chunk_structures
 
-    structures_dir = MIRROR / "mp" / "structures"
-    limits = Limits(cutoff=4.0, min_distance=0.5)
     start = time.perf_counter()
-    records, rejected = chunk_records(rows, chunk_structures(rows["mp_id"], "mirror", structures_dir), limits)
+    records, rejected = chunk_records(rows, chunk_structures(rows["mp_id"], "mirror", STRUCTURES), LIMITS)
     graphs = graph_set(records, 4.0)
     feat_s = time.perf_counter() - start
     mean_std(ensemble_kappa(models, graphs, batch_size))
@@ -101,18 +102,9 @@ def side_by_side_rate(rows, args) -> float:
 
     This is how the scan rule uses a machine: one thread per chunk job, as many jobs as cores.
     """
-    import multiprocessing as mp
-
-    context = mp.get_context("spawn")
-    barrier, results = context.Barrier(args.jobs), context.Queue()
-    parts = [rows.iloc[i :: args.jobs] for i in range(args.jobs)]  # alike mixes of sizes
-    jobs = [context.Process(target=_chunk_job, args=(part, args.models, args.n_models, args.batch_size, barrier, results))
-            for part in parts]
-    for job in jobs:
-        job.start()
-    wall = max(results.get() for _ in jobs)
-    for job in jobs:
-        job.join()
+    parts = [(rows.iloc[i :: args.jobs], args.models, args.n_models, args.batch_size)  # alike mixes of sizes
+             for i in range(args.jobs)]
+    wall = max(run_side_by_side(_chunk_job, parts))
     return len(rows) / wall
 
 
@@ -138,8 +130,6 @@ def main() -> None:
     retain_freed_memory()  # as the scan rule does
     models = ensemble(args.models, args.n_models)
     rows = read_screening_set(MIRROR / "mp" / "screening_set.csv")
-    structures_dir = MIRROR / "mp" / "structures"
-    limits = Limits(cutoff=4.0, min_distance=0.5)
     batched_scan(rows.head(8), models, args.batch_size)  # warm-up (first-call allocations, lazy imports)
 
     start = time.perf_counter()
@@ -153,8 +143,8 @@ def main() -> None:
     start = time.perf_counter()
     for mp_id in naive_rows["mp_id"]:  # one structure at a time, as MEGNet.predict_structure does it
         try:
-            structure = parse_structure_json(chunk_structures([mp_id], "mirror", structures_dir).get(mp_id))
-            check_structure(structure, limits)
+            structure = parse_structure_json(chunk_structures([mp_id], "mirror", STRUCTURES).get(mp_id))
+            check_structure(structure, LIMITS)
         except InvalidRow:
             structure = None  # rejected, as in the batched path
         if structure is not None:

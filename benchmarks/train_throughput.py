@@ -50,6 +50,7 @@ from kappaflow.training.data import GraphLoader
 from kappaflow.training.module import KappaModule, mape_kappa
 from kappaflow.training.scaling import TargetScaler
 from pymatgen.core import Structure
+from side_by_side import run_side_by_side
 
 MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
 PRETRAINED = MIRROR / "pretrained" / "MEGNet-MP-2018.6.1-Eform"
@@ -182,17 +183,7 @@ def side_by_side(jobs: int, n_aflow: int, batch_size: int, epochs: int) -> tuple
     The machine's training throughput as the workflow uses it: training rules take one thread and
     ``--cores N`` runs N of them side by side.
     """
-    import multiprocessing as mp
-
-    context = mp.get_context("spawn")
-    barrier, results = context.Barrier(jobs), context.Queue()
-    procs = [context.Process(target=_side_by_side_job, args=(n_aflow, batch_size, epochs, barrier, results))
-             for _ in range(jobs)]
-    for proc in procs:
-        proc.start()
-    rates = [results.get() for _ in procs]
-    for proc in procs:
-        proc.join()
+    rates = run_side_by_side(_side_by_side_job, [(n_aflow, batch_size, epochs)] * jobs)
     return sum(r[0] for r in rates), sum(r[1] for r in rates)
 
 
