@@ -86,10 +86,11 @@ def _chunk_job(rows, models_dir: str | None, n_models: int, batch_size: int, bar
     """One single-thread chunk job: load the ensemble, warm up, wait for the others, scan ``rows``."""
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    from kappaflow.allocator import retain_freed_memory
+    from kappaflow.allocator import freeze_long_lived_objects, retain_freed_memory
 
     retain_freed_memory()
     models = ensemble(models_dir, n_models)
+    freeze_long_lived_objects()
     batched_scan(rows.head(8), models, batch_size)
     barrier.wait()
     start = time.perf_counter()
@@ -123,12 +124,13 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
 
-    from kappaflow.allocator import retain_freed_memory
+    from kappaflow.allocator import freeze_long_lived_objects, retain_freed_memory
     from kappaflow.scan import chunk_structures, read_screening_set
     from kappaflow.validation import InvalidRow, check_structure, parse_structure_json
 
-    retain_freed_memory()  # as the scan rule does
     models = ensemble(args.models, args.n_models)
+    retain_freed_memory()  # as the scan rule does
+    freeze_long_lived_objects()
     rows = read_screening_set(MIRROR / "mp" / "screening_set.csv")
     batched_scan(rows.head(8), models, args.batch_size)  # warm-up (first-call allocations, lazy imports)
 

@@ -46,7 +46,9 @@ from kappaflow.graphs import (
     structure_to_record,
 )
 from kappaflow.model import build_kappanet
+from kappaflow.quotient import quotient
 from kappaflow.training.data import GraphLoader
+from kappaflow.training.flat import FlatParameters
 from kappaflow.training.module import KappaModule, mape_kappa
 from kappaflow.training.scaling import TargetScaler
 from pymatgen.core import Structure
@@ -85,10 +87,12 @@ def dataset1_set() -> GraphSet:
 
 
 def bare_loop(graphs: GraphSet, batch_size: int, epochs: int, profile: bool) -> float:
-    """Structures/s of forward + backward + Adam over pre-collated resident batches."""
+    """Structures/s of forward + backward + Adam over pre-collated resident batches of quotient graphs."""
+    graphs = quotient(graphs)  # as GraphLoader
     model = build_kappanet(PRETRAINED).train()
     scaler = TargetScaler.fit(graphs.targets)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as KappaModule
+    flat = FlatParameters.of(model.parameters())  # as KappaModule
+    optimizer = torch.optim.Adam([flat.param], lr=1e-3, fused=True)
     kappa = torch.as_tensor(graphs.targets, dtype=torch.float32)
     order = np.random.default_rng(0).permutation(len(graphs))
     batches = [(graphs.batch(order[i:i + batch_size]), kappa[order[i:i + batch_size]])
@@ -96,7 +100,7 @@ def bare_loop(graphs: GraphSet, batch_size: int, epochs: int, profile: bool) -> 
 
     def epoch() -> None:
         for batch, target in batches:
-            optimizer.zero_grad(set_to_none=True)
+            flat.zero_grad()
             mape_kappa(model(batch), target, scaler).backward()
             optimizer.step()
 

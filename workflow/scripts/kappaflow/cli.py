@@ -63,7 +63,7 @@ def _say(message: str) -> None:
 
 def predict_command(args: argparse.Namespace) -> int:
     """Run ``kappaflow predict``; returns the exit status."""
-    from kappaflow.allocator import retain_freed_memory
+    from kappaflow.allocator import freeze_long_lived_objects, retain_freed_memory
     from kappaflow.inputs import MPSource, default_mirror_dir, read_inputs
     from kappaflow.predict import ModelError, load_ensemble, predict_items, resolve_device
 
@@ -77,6 +77,7 @@ def predict_command(args: argparse.Namespace) -> int:
     except ModelError as error:
         _say(str(error))
         return EXIT_USAGE
+    freeze_long_lived_objects()
     source = MPSource(mode=args.mp_source, mirror_dir=args.mirror_dir or default_mirror_dir(), endpoint=args.mp_endpoint)
     items = read_inputs(args.inputs, source)
     progress = args.progress if args.progress is not None else (len(items) >= PROGRESS_FROM and sys.stderr.isatty())

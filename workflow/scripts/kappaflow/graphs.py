@@ -161,7 +161,7 @@ def _edges_of_chunk(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Edges of consecutive graphs given as flat arrays: src, dst, images (int32/int32/int16), counts."""
     cart = cartesian_coords(frac_coords, np.repeat(lattice, n_nodes, axis=0))
-    node_ptr = _pointers(n_nodes)
+    node_ptr = pointers(n_nodes)
     parts = [
         _search(cart[node_ptr[i] : node_ptr[i + 1]], lattice[i], cutoff)[:3] for i in range(len(n_nodes))
     ]
@@ -222,7 +222,7 @@ def featurize_table(table: pa.Table, cutoff: float, workers: int = 1, progress: 
     if (n_nodes % 3).any():
         raise ValueError("frac_coords must hold 3 values per site")
     n_nodes //= 3
-    node_ptr = _pointers(n_nodes)
+    node_ptr = pointers(n_nodes)
     workers = max(1, min(workers, len(table) // GRAPHS_PER_PROCESS))
     chunks = _chunks(len(table), 8 * workers)
     args = [(lattice[a:b], frac[node_ptr[a] : node_ptr[b]], n_nodes[a:b], cutoff) for a, b in chunks]
@@ -233,7 +233,7 @@ def featurize_table(table: pa.Table, cutoff: float, workers: int = 1, progress: 
             results.append(result)
             bar.update(len(result[3]))
     src, dst, images, counts = (np.concatenate([result[k] for result in results]) for k in range(4))
-    offsets = _pointers(counts)
+    offsets = pointers(counts)
     columns = {
         "edge_src": _list_column(src, offsets),
         "edge_dst": _list_column(dst, offsets),
@@ -258,7 +258,12 @@ def featurize_file(
 
 @dataclass
 class GraphBatch:
-    """A batch of graphs in the layout ``matgl.models.MEGNet.forward`` reads."""
+    """A batch of graphs in the layout ``matgl.models.MEGNet.forward`` reads.
+
+    A batch of quotient graphs (:mod:`kappaflow.quotient`) also holds each edge's length (its
+    ``pos``/``pbc_offshift`` no longer give it) and how many nodes and edges of the full graph each
+    row stands for; the model weighs its graph means and readouts by them.
+    """
 
     node_type: torch.Tensor
     pos: torch.Tensor
@@ -267,16 +272,24 @@ class GraphBatch:
     batch: torch.Tensor
     state_attr: torch.Tensor
     num_graphs: int
+    edge_length: torch.Tensor | None = None  #: ``(num_edges,)`` Å; ``None``: from ``pos`` and ``pbc_offshift``
+    node_weight: torch.Tensor | None = None  #: ``(num_nodes,)`` nodes each row stands for; ``None``: 1
+    edge_weight: torch.Tensor | None = None  #: ``(num_edges,)`` edges each row stands for; ``None``: 1
+    edge_count: torch.Tensor | None = None  #: ``(num_edges,)`` messages each row stands for in its node's mean
 
     def to(self, device: torch.device | str) -> GraphBatch:
         """Copy to ``device``."""
+        tensors = {name: getattr(self, name) for name in _BATCH_TENSORS}
         return GraphBatch(
-            *(
-                getattr(self, name).to(device)
-                for name in ("node_type", "pos", "edge_index", "pbc_offshift", "batch", "state_attr")
-            ),
+            **{name: None if tensor is None else tensor.to(device) for name, tensor in tensors.items()},
             num_graphs=self.num_graphs,
         )
+
+
+_BATCH_TENSORS = (
+    "node_type", "pos", "edge_index", "pbc_offshift", "batch", "state_attr",
+    "edge_length", "node_weight", "edge_weight", "edge_count",
+)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -313,6 +326,13 @@ class GraphSet:
     node_ptr: np.ndarray  # (G + 1,) int64
     edge_ptr: np.ndarray  # (G + 1,) int64
     cutoff: float
+    #: Quotient graphs only (:func:`kappaflow.quotient.quotient`), float32: edge lengths (E,), the
+    #: nodes (N,) and edges (E,) of the full graph each row stands for, and the parallel edges of the
+    #: quotient graph each edge row stands for (E,).
+    edge_length: np.ndarray | None = None
+    node_weight: np.ndarray | None = None
+    edge_weight: np.ndarray | None = None
+    edge_count: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -340,7 +360,29 @@ class GraphSet:
             batch=torch.from_numpy(np.repeat(np.arange(len(indices)), n_nodes)),
             state_attr=torch.zeros((len(indices), 2), dtype=torch.float32),
             num_graphs=len(indices),
+            **{name: torch.from_numpy(_take(values, nodes if name == "node_weight" else edges))
+               for name, values in self._quotient_arrays().items()},
         )
+
+    def global_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each edge's source and destination as indices into all nodes of the set, and its graph (int64)."""
+        edge_graph = np.repeat(np.arange(len(self)), np.diff(self.edge_ptr))
+        offset = self.node_ptr[:-1][edge_graph]
+        return self.edge_index[0] + offset, self.edge_index[1] + offset, edge_graph
+
+    def edge_lengths(self) -> np.ndarray:
+        """Length of every edge (Å, float32): ``edge_length`` when set, else from positions and images."""
+        if self.edge_length is not None:
+            return self.edge_length
+        src, dst, edge_graph = self.global_edges()
+        shifts = _image_shifts(self.pbc_offset.astype(np.float32), _take(self.lattice, edge_graph))
+        vectors = _take(self.pos, dst) + shifts - _take(self.pos, src)
+        return np.sqrt(np.einsum("ei,ei->e", vectors, vectors))
+
+    def _quotient_arrays(self) -> dict[str, np.ndarray]:
+        """The quotient-graph arrays this set holds (none for full graphs)."""
+        arrays = {name: getattr(self, name) for name in _QUOTIENT_ARRAYS}
+        return {name: values for name, values in arrays.items() if values is not None}
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> GraphSet:
         """A new :class:`GraphSet` holding only the graphs at ``indices`` (in that order)."""
@@ -356,9 +398,11 @@ class GraphSet:
             lattice=_take(self.lattice, indices),
             edge_index=_take(self.edge_index, edges, axis=1),
             pbc_offset=_take(self.pbc_offset, edges),
-            node_ptr=_pointers(n_nodes),
-            edge_ptr=_pointers(n_edges),
+            node_ptr=pointers(n_nodes),
+            edge_ptr=pointers(n_edges),
             cutoff=self.cutoff,
+            **{name: _take(values, nodes if name == "node_weight" else edges)
+               for name, values in self._quotient_arrays().items()},
         )
 
     @staticmethod
@@ -366,6 +410,9 @@ class GraphSet:
         """Concatenate graph sets (e.g. Dataset1 ∪ Dataset2 = MIX)."""
         if not parts:
             raise ValueError("cannot concatenate zero graph sets")
+        kinds = {tuple(part._quotient_arrays()) for part in parts}
+        if len(kinds) > 1:
+            raise ValueError("cannot concatenate full graphs with quotient graphs")
 
         def cat(name: str, axis: int = 0) -> np.ndarray:
             return np.concatenate([getattr(part, name) for part in parts], axis=axis)
@@ -374,17 +421,21 @@ class GraphSet:
             ids=cat("ids"), datasets=cat("datasets"), formulas=cat("formulas"), targets=cat("targets"),
             node_type=cat("node_type"), frac_coords=cat("frac_coords"), pos=cat("pos"), lattice=cat("lattice"),
             edge_index=cat("edge_index", axis=1), pbc_offset=cat("pbc_offset"),
-            node_ptr=_pointers(np.concatenate([np.diff(part.node_ptr) for part in parts])),
-            edge_ptr=_pointers(np.concatenate([np.diff(part.edge_ptr) for part in parts])),
+            node_ptr=pointers(np.concatenate([np.diff(part.node_ptr) for part in parts])),
+            edge_ptr=pointers(np.concatenate([np.diff(part.edge_ptr) for part in parts])),
             cutoff=parts[0].cutoff,
+            **{name: cat(name) for name in parts[0]._quotient_arrays()},
         )  # fmt: skip
 
 
-def _pointers(counts: np.ndarray) -> np.ndarray:
+_QUOTIENT_ARRAYS = ("edge_length", "node_weight", "edge_weight", "edge_count")
+
+
+def pointers(counts: np.ndarray) -> np.ndarray:
     """CSR row pointers (length ``len(counts) + 1``) from per-row counts."""
-    pointers = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=pointers[1:])
-    return pointers
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr
 
 
 def _flat(column: pa.ChunkedArray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
@@ -426,8 +477,8 @@ def graph_set_from_table(table: pa.Table) -> GraphSet:
         lattice=lattice,
         edge_index=np.stack([src, dst]),
         pbc_offset=images,
-        node_ptr=_pointers(n_nodes),
-        edge_ptr=_pointers(n_edges),
+        node_ptr=pointers(n_nodes),
+        edge_ptr=pointers(n_edges),
         cutoff=cutoff,
     )
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from kappaflow.backbone import build_megnet, load_pretrained_megnet, read_init_args
 from kappaflow.graphs import GraphBatch
-from kappaflow.megnet_forward import BondBasis, bond_basis, megnet_features
+from kappaflow.megnet_forward import BondBasis, bond_basis, megnet_features, run_layers
 
 #: Head widths of the paper (ParAIsite ``myMLP(16, 450, 350, 350, 0, 1)``).
 PAPER_HEAD_HIDDEN: tuple[int, ...] = (450, 350, 350)
@@ -101,7 +101,7 @@ class KappaNet(nn.Module):
 
     def forward(self, batch: GraphBatch, bond_basis: BondBasis | None = None) -> Tensor:
         """Standardised predictions, shape ``(num_graphs,)`` (``bond_basis`` as in :meth:`features`)."""
-        return self.head(self.features(batch, bond_basis)).reshape(-1)
+        return run_layers(self.head, self.features(batch, bond_basis)).reshape(-1)
 
     def config(self) -> dict[str, Any]:
         """Everything :func:`kappanet_from_config` needs to rebuild this architecture."""

@@ -32,6 +32,7 @@ from kappaflow.graphs import (
 )
 from kappaflow.inputs import Item
 from kappaflow.model import KappaNet
+from kappaflow.quotient import quotient
 from kappaflow.training.checkpoint import load_trained
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.validation import InvalidRow, Limits, check_structure
@@ -140,10 +141,12 @@ def ensemble_kappa(ensemble: Ensemble, graphs: GraphSet, batch_size: int = 64) -
 
     Each batch is collated (and moved to the device) once and run through every model, under
     ``torch.inference_mode`` (no autograd bookkeeping); the edge-length basis expansion, which has no
-    trainable parameter, is computed once per batch when every model uses the same one.
+    trainable parameter, is computed once per batch when every model uses the same one. Graphs are
+    reduced to their quotient graphs first (:mod:`kappaflow.quotient`).
     """
     if len(graphs) == 0:
         return np.zeros((len(ensemble), 0))
+    graphs = quotient(graphs)
     first = ensemble.models[0]
     shared = all(first.shares_bond_basis(model) for model in ensemble.models[1:])
     outputs: list[list[torch.Tensor]] = [[] for _ in ensemble.models]

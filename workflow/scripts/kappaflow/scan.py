@@ -137,21 +137,20 @@ def chunk_records(
     rows: pd.DataFrame, structures: Mapping[str, str], limits: Any
 ) -> tuple[list[dict[str, object]], list[dict[str, str]]]:
     """Graph-ready records of the rows, and ``{mp_id, reason}`` for every row that cannot become one."""
-    from kappaflow.graphs import structure_to_record
-    from kappaflow.validation import InvalidRow, check_structure, parse_structure_json
+    from kappaflow.validation import InvalidRow, check_record, structure_json_record
 
     records, rejected = [], []
     for mp_id in rows["mp_id"]:
         try:
-            structure = parse_structure_json(structures.get(mp_id))
-            check_structure(structure, limits)
+            record = structure_json_record(structures.get(mp_id))
+            check_record(record, limits)
         except InvalidRow as error:
             rejected.append({"mp_id": mp_id, "reason": str(error)})
             continue
         except Exception as error:  # noqa: BLE001 (one odd structure must not fail the chunk)
             rejected.append({"mp_id": mp_id, "reason": f"cannot build its graph ({type(error).__name__}: {error})"})
             continue
-        records.append({"id": mp_id, "dataset": "screening", "target": math.nan, **structure_to_record(structure)})
+        records.append({"id": mp_id, "dataset": "screening", "target": math.nan, **record})
     return records, rejected
 
 
@@ -181,10 +180,12 @@ def scan_chunk(
     cutoff: float = 4.0, min_distance: float = 0.5, batch_size: int = 64, device: str = "cpu",
 ) -> tuple[int, int]:
     """Predict one chunk of the screening set; write its predictions and rejects; (predicted, rejected)."""
-    from kappaflow.allocator import retain_freed_memory
+    import kappaflow.predict  # noqa: F401 (torch and matgl: imported before the freeze)
+    from kappaflow.allocator import freeze_long_lived_objects, retain_freed_memory
     from kappaflow.validation import Limits
 
     retain_freed_memory()
+    freeze_long_lived_objects()
     rows = chunk_rows(pd.read_csv(screening_csv, dtype={"mp_id": str, "formula": str}), chunk, chunk_size)
     structures = chunk_structures(rows["mp_id"], source, mirror_structures, online) if len(rows) else {}
     records, rejected = chunk_records(rows, structures, Limits(min_distance=min_distance, cutoff=cutoff))

@@ -23,14 +23,16 @@ import json
 import logging
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Element, Structure
 from pymatgen.io.cif import CifParser
 from tqdm import tqdm
 
@@ -131,37 +133,93 @@ def parse_structure_json(text: str | None) -> Structure:
         raise InvalidRow(f"unreadable structure JSON ({type(error).__name__}: {error})") from None
 
 
+#: Atomic number of every element symbol pymatgen knows.
+_Z_OF_SYMBOL = {element.symbol: element.Z for element in Element}
+
+
+def _plain_sites(data: dict[str, Any]) -> tuple[list[str], list[Any]] | None:
+    """Element symbols and fractional coordinates of a ``Structure.as_dict()`` whose every site holds one
+    known element at full occupancy; ``None`` for anything else."""
+    symbols, coords = [], []
+    for site in data["sites"]:
+        species = site["species"]
+        if len(species) != 1 or species[0].get("occu", 1) != 1 or species[0]["element"] not in _Z_OF_SYMBOL:
+            return None
+        symbols.append(species[0]["element"])
+        coords.append(site["abc"])
+    return symbols, coords
+
+
+def structure_json_record(text: str | None) -> dict[str, object]:
+    """The record (``STRUCTURE_SCHEMA`` structure columns) of ``Structure.as_dict()`` JSON.
+
+    Ordered structures are read straight from the lattice matrix and the site list: pymatgen's
+    ``Structure.from_dict`` builds some 60 objects per structure, most of a scan chunk's reading
+    time. Anything else (partial occupancies, unknown symbols, odd dicts) goes through pymatgen.
+    Raises :class:`InvalidRow` as :func:`parse_structure_json` does, or for a disordered structure.
+    """
+    try:
+        data = json.loads(text)
+        sites = _plain_sites(data)
+        lattice = np.asarray(data["lattice"]["matrix"], dtype=float).reshape(-1)
+        frac = np.asarray(sites[1], dtype=float).reshape(-1) if sites is not None else None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        sites = None  # pymatgen parses it, or names what is wrong
+    if sites is None or lattice.size != 9 or frac.size != 3 * len(sites[0]):
+        structure = parse_structure_json(text)
+        if len(structure) and not structure.is_ordered:
+            raise InvalidRow("disordered structure (partial occupancies)")
+        return graphs.structure_to_record(structure)
+    symbols = sites[0]
+    return {
+        "formula": Composition(dict(Counter(symbols))).reduced_formula,
+        "lattice": lattice.tolist(),
+        "atomic_numbers": [_Z_OF_SYMBOL[symbol] for symbol in symbols],
+        "frac_coords": frac.tolist(),
+    }
+
+
 def check_structure(structure: Structure, limits: Limits) -> None:
     """Raise :class:`InvalidRow` unless ``structure`` can become a MEGNet graph (checks 4-7)."""
     if len(structure) == 0:
         raise InvalidRow("structure has no atoms")
     if not structure.is_ordered:
         raise InvalidRow("disordered structure (partial occupancies)")
-    unsupported = sorted(
-        {site.specie.symbol for site in structure if site.specie.Z not in graphs.SUPPORTED_Z}
-    )
+    check_record(graphs.structure_to_record(structure), limits)
+
+
+def check_record(record: dict[str, object], limits: Limits) -> None:
+    """Raise :class:`InvalidRow` unless an ordered structure's record can become a MEGNet graph (checks 4-7)."""
+    numbers = np.asarray(record["atomic_numbers"], dtype=np.int64)
+    if len(numbers) == 0:
+        raise InvalidRow("structure has no atoms")
+    unsupported = sorted({Element.from_Z(int(z)).symbol for z in set(numbers.tolist()) - graphs.SUPPORTED_Z})
     if unsupported:
         raise InvalidRow(
             f"element(s) {', '.join(unsupported)} outside MEGNet's {len(graphs.ELEMENT_TYPES)} element types"
         )
-    lattice, frac = structure.lattice.matrix, structure.frac_coords
+    lattice = np.asarray(record["lattice"], dtype=float).reshape(3, 3)
+    frac = np.asarray(record["frac_coords"], dtype=float).reshape(-1, 3)
     if not (np.isfinite(lattice).all() and np.isfinite(frac).all()):
         raise InvalidRow("non-finite lattice or coordinates")
     volume = abs(float(np.linalg.det(lattice)))
     if volume <= _FLAT_CELL * float(np.prod(np.linalg.norm(lattice, axis=1))):
         raise InvalidRow(f"degenerate cell (volume {volume:.3g} Å³)")
     src, dst, _, dist = graphs.neighbor_list(lattice, frac, limits.cutoff)
+
+    def site(index: int) -> str:
+        return f"{index} ({Element.from_Z(int(numbers[index])).symbol})"
+
     if len(dist) and dist.min() < limits.min_distance:
         k = int(dist.argmin())
         raise InvalidRow(
-            f"overlapping atoms: sites {src[k]} ({structure[int(src[k])].specie}) and {dst[k]} "
-            f"({structure[int(dst[k])].specie}) are {dist[k]:.3f} Å apart (< {limits.min_distance} Å)"
+            f"overlapping atoms: sites {site(int(src[k]))} and {site(int(dst[k]))} "
+            f"are {dist[k]:.3f} Å apart (< {limits.min_distance} Å)"
         )
-    lonely = np.flatnonzero(np.bincount(src, minlength=len(structure)) == 0)
+    lonely = np.flatnonzero(np.bincount(src, minlength=len(numbers)) == 0)
     if len(lonely):
-        site = int(lonely[0])
         raise InvalidRow(
-            f"isolated atom: site {site} ({structure[site].specie}) has no neighbour within "
+            f"isolated atom: site {site(int(lonely[0]))} has no neighbour within "
             f"{limits.cutoff} Å ({len(lonely)} such site(s); they would get no graph edges)"
         )
 

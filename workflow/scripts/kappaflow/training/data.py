@@ -1,7 +1,9 @@
 """Training and test sets from the graph parquet files, their splits, and batch iterators.
 
-Graph files are read once per job into :class:`~kappaflow.graphs.GraphSet` (flat arrays); batches
-are collated from those arrays with :meth:`GraphSet.batch`, never re-featurized.
+Graph files are read once per job into :class:`~kappaflow.graphs.GraphSet` (flat arrays); loaders
+reduce them once to their quotient graphs (:mod:`kappaflow.quotient`, the same function at a
+third of the edges) and collate batches from those arrays with :meth:`GraphSet.batch`, never
+re-featurized.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from kappaflow.graphs import GraphBatch, GraphSet, read_graph_set
+from kappaflow.quotient import quotient
 from kappaflow.training.sets import SET_SOURCES
 from kappaflow.training.splits import split_indices
 
@@ -69,7 +72,7 @@ def load_train_set(
 
 
 class GraphLoader:
-    """Iterates ``(GraphBatch, κ)`` over a resident :class:`GraphSet` (κ in W/mK, float32).
+    """Iterates ``(GraphBatch, κ)`` over a resident :class:`GraphSet` (κ in W/mK, float32), as quotient graphs.
 
     Unshuffled loaders collate every batch once and reuse them; shuffled ones draw the order of
     epoch ``k`` from ``default_rng([seed, k])`` and collate each batch from the flat arrays (a few
@@ -81,7 +84,7 @@ class GraphLoader:
     def __init__(self, graphs: GraphSet, batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
         if len(graphs) == 0:
             raise ValueError("GraphLoader: empty graph set")
-        self.graphs = graphs
+        self.graphs = quotient(graphs)
         self.kappa = torch.as_tensor(np.asarray(graphs.targets, dtype=np.float32))
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

@@ -7,6 +7,7 @@ import torch
 
 from kappaflow.graphs import GraphSet
 from kappaflow.model import KappaNet
+from kappaflow.quotient import quotient
 from kappaflow.training.scaling import TargetScaler
 
 
@@ -14,9 +15,10 @@ from kappaflow.training.scaling import TargetScaler
 def predict_scaled(
     model: KappaNet, graphs: GraphSet, batch_size: int = 64, device: str | torch.device = "cpu"
 ) -> np.ndarray:
-    """Standardised model outputs for every graph, in order (float64)."""
+    """Standardised model outputs for every graph, in order (float64); batches of quotient graphs."""
     if len(graphs) == 0:
         return np.zeros(0)
+    graphs = quotient(graphs)
     was_training = model.training
     model.eval().to(device)
     outputs = []
