@@ -12,17 +12,21 @@ training wall time of the full paper configuration extrapolated from the Lightni
 With ``--jobs N`` (default 2) it also runs N single-thread jobs side by side, each timing the
 Lightning loop, and reports their sum: the machine's training throughput as the workflow uses it.
 
-Profile (1 thread, AFLOW batches of 8 ≈1,030 edges): a step costs ≈9 ms of fixed per-step work
-(≈1,500 operator calls through autograd; 9.8 ms at batch 1) plus ≈1 ms per structure. The edge
+Profile (1 thread, batch 8): a step costs ≈5.5 ms of fixed per-step work (≈1,500 operator calls
+through autograd; Dataset1's 2-3 atom graphs add little to it), AFLOW batches ≈1 ms more. The edge
 matrix products run at ≈95 GFLOP/s, close to this core's peak; softplus costs ≈1 ns per element.
-Adopted: Set2Set through ``torch.lstm_cell`` (≈1.3 ms less per step), the edge encoder on distinct
-bond lengths only, glibc keeping freed memory (:mod:`kappaflow.allocator`, ≈12 %).
+Adopted: quotient graphs (:mod:`kappaflow.quotient`; AFLOW batches keep 1 edge in 6.4, ≈1.7× more
+structures/s), Set2Set through ``torch.lstm_cell`` (≈1.3 ms less per step), the edge encoder on
+distinct bond lengths only, glibc keeping freed memory (:mod:`kappaflow.allocator`, ≈12 %), one flat
+buffer for Adam (:mod:`kappaflow.training.flat`, ≈4 %), manual optimisation in Lightning (≈6 %),
+``F.linear`` instead of ``Module.__call__`` for matgl's linear layers.
 Evaluated and not adopted (interleaved A/B): ``torch.compile`` (inductor, ``dynamic=True``) took
-≈64 s to compile and then ran ≈20 % slower than eager at batch 8; bf16 autocast; a flat parameter
-buffer for Adam (saves ≈0.3 ms of a ≈11 ms step); ``torch.use_deterministic_algorithms`` costs
-nothing measurable on CPU; a second intra-op thread gives ≤1.15× for one job, while two
-single-thread jobs side by side each keep most of their rate (so the training rules'
-``threads: 1`` is the faster way to use 2 cores).
+≈64 s to compile and then ran ≈20 % slower than eager at batch 8; bf16 autocast; ``gc.freeze``
+(no change in training); calling the optimizer and ``loss.backward`` past Lightning's wrappers (within
+noise); ``torch.use_deterministic_algorithms`` costs nothing measurable on CPU; a second intra-op
+thread does not help one job, while two single-thread jobs side by side each keep most of their rate
+(so the training rules' ``threads: 1`` is the faster way to use 2 cores). Run-to-run spread on this
+VM is ≈±10 %: repeat a measurement before reading a few per cent into it.
 """
 
 from __future__ import annotations

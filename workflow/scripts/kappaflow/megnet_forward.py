@@ -40,8 +40,8 @@ class BondBasis:
     """The edge-length basis of a batch, one row per distinct length, and the batch's distinct bonds.
 
     Until the first graph convolution, an edge's features are a function of its length only, and
-    symmetry makes many lengths equal (in the mirror's AFLOW batches 1 in 5 is distinct, in the
-    screening set 1 in 3). The basis expansion, the edge embedding and the edge encoder therefore run
+    symmetry makes many lengths equal (in the mirror's AFLOW batches of full graphs 1 in 5 is distinct,
+    in the screening set 1 in 3). The basis expansion, the edge embedding and the edge encoder therefore run
     on the distinct lengths; ``edge_row`` gathers the result onto the edges.
 
     The first block's edge update is, in turn, a function of the edge's length, the element types of
