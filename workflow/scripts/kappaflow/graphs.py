@@ -24,7 +24,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -279,17 +279,10 @@ class GraphBatch:
 
     def to(self, device: torch.device | str) -> GraphBatch:
         """Copy to ``device``."""
-        tensors = {name: getattr(self, name) for name in _BATCH_TENSORS}
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
         return GraphBatch(
-            **{name: None if tensor is None else tensor.to(device) for name, tensor in tensors.items()},
-            num_graphs=self.num_graphs,
+            **{name: value.to(device) if isinstance(value, torch.Tensor) else value for name, value in values.items()}
         )
-
-
-_BATCH_TENSORS = (
-    "node_type", "pos", "edge_index", "pbc_offshift", "batch", "state_attr",
-    "edge_length", "node_weight", "edge_weight", "edge_count",
-)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -360,8 +353,7 @@ class GraphSet:
             batch=torch.from_numpy(np.repeat(np.arange(len(indices)), n_nodes)),
             state_attr=torch.zeros((len(indices), 2), dtype=torch.float32),
             num_graphs=len(indices),
-            **{name: torch.from_numpy(_take(values, nodes if name == "node_weight" else edges))
-               for name, values in self._quotient_arrays().items()},
+            **{name: torch.from_numpy(values) for name, values in self._quotient_rows(nodes, edges).items()},
         )
 
     def global_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -384,6 +376,13 @@ class GraphSet:
         arrays = {name: getattr(self, name) for name in _QUOTIENT_ARRAYS}
         return {name: values for name, values in arrays.items() if values is not None}
 
+    def _quotient_rows(self, nodes: np.ndarray, edges: np.ndarray) -> dict[str, np.ndarray]:
+        """The quotient-graph arrays at the node rows ``nodes`` (node weights) and edge rows ``edges``."""
+        return {
+            name: _take(values, nodes if name == "node_weight" else edges)
+            for name, values in self._quotient_arrays().items()
+        }
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> GraphSet:
         """A new :class:`GraphSet` holding only the graphs at ``indices`` (in that order)."""
         indices, n_nodes, n_edges, nodes, edges = self._parts(indices)
@@ -401,8 +400,7 @@ class GraphSet:
             node_ptr=pointers(n_nodes),
             edge_ptr=pointers(n_edges),
             cutoff=self.cutoff,
-            **{name: _take(values, nodes if name == "node_weight" else edges)
-               for name, values in self._quotient_arrays().items()},
+            **self._quotient_rows(nodes, edges),
         )
 
     @staticmethod

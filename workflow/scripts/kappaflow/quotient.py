@@ -87,8 +87,9 @@ def _is_stable(color: np.ndarray, src: np.ndarray, dst: np.ndarray, length_id: n
     degree = np.bincount(dst, minlength=len(color))
     if not np.array_equal(degree, degree[first]):
         return False
-    order = np.lexsort((_in_key(color, src, length_id), dst))
-    sorted_key, sorted_dst = _in_key(color, src, length_id)[order], dst[order]
+    key = _in_key(color, src, length_id)
+    order = np.lexsort((key, dst))
+    sorted_key, sorted_dst = key[order], dst[order]
     start = np.concatenate([[0], np.cumsum(degree)])
     rank = np.arange(len(order)) - start[sorted_dst]
     return bool(np.array_equal(sorted_key, sorted_key[start[first[sorted_dst]] + rank]))
@@ -136,12 +137,12 @@ def quotient(graphs: GraphSet, tolerance: float = LENGTH_TOLERANCE) -> GraphSet:
     # Parallel edges (same kept source, destination and length) carry equal features: one row each,
     # counted. Grouped by destination first, so each graph's rows stay contiguous.
     row = _group(length_id[into_kept], new_src, new_dst)
-    edges = into_kept[np.unique(row, return_index=True)[1]]
+    picked = np.unique(row, return_index=True)[1]
+    edges = into_kept[picked]
     count = np.bincount(row).astype(np.float32)
     node_ptr = pointers(np.bincount(node_graph[nodes], minlength=len(graphs)))
     edge_ptr = pointers(np.bincount(edge_graph[edges], minlength=len(graphs)))
-    offset = node_ptr[:-1][edge_graph[edges]]
-    edge_index = np.stack([new_index[first[color[src[edges]]]], new_index[dst[edges]]]) - offset
+    edge_index = np.stack([new_src[picked], new_dst[picked]]) - node_ptr[:-1][edge_graph[edges]]
     return dataclasses.replace(
         graphs,
         node_type=graphs.node_type[nodes], frac_coords=graphs.frac_coords[nodes], pos=graphs.pos[nodes],

@@ -166,10 +166,7 @@ def structure_json_record(text: str | None) -> dict[str, object]:
     except (TypeError, ValueError, KeyError, IndexError, AttributeError):
         sites = None  # pymatgen parses it, or names what is wrong
     if sites is None or lattice.size != 9 or frac.size != 3 * len(sites[0]):
-        structure = parse_structure_json(text)
-        if len(structure) and not structure.is_ordered:
-            raise InvalidRow("disordered structure (partial occupancies)")
-        return graphs.structure_to_record(structure)
+        return _ordered_record(parse_structure_json(text))
     symbols = sites[0]
     return {
         "formula": Composition(dict(Counter(symbols))).reduced_formula,
@@ -179,13 +176,16 @@ def structure_json_record(text: str | None) -> dict[str, object]:
     }
 
 
+def _ordered_record(structure: Structure) -> dict[str, object]:
+    """The record of ``structure``; :class:`InvalidRow` if it is disordered."""
+    if len(structure) and not structure.is_ordered:
+        raise InvalidRow("disordered structure (partial occupancies)")
+    return graphs.structure_to_record(structure)
+
+
 def check_structure(structure: Structure, limits: Limits) -> None:
     """Raise :class:`InvalidRow` unless ``structure`` can become a MEGNet graph (checks 4-7)."""
-    if len(structure) == 0:
-        raise InvalidRow("structure has no atoms")
-    if not structure.is_ordered:
-        raise InvalidRow("disordered structure (partial occupancies)")
-    check_record(graphs.structure_to_record(structure), limits)
+    check_record(_ordered_record(structure), limits)
 
 
 def check_record(record: dict[str, object], limits: Limits) -> None:

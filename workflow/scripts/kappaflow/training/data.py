@@ -1,8 +1,8 @@
 """Training and test sets from the graph parquet files, their splits, and batch iterators.
 
 Graph files are read once per job into :class:`~kappaflow.graphs.GraphSet` (flat arrays); loaders
-reduce them once to their quotient graphs (:mod:`kappaflow.quotient`, the same function at a
-third of the edges) and collate batches from those arrays with :meth:`GraphSet.batch`, never
+reduce them once to their quotient graphs (:mod:`kappaflow.quotient`, the same function on 1 edge
+in 5 to 7 of the mirror's training sets) and collate batches from those arrays with :meth:`GraphSet.batch`, never
 re-featurized.
 """
 
