@@ -13,7 +13,7 @@ TEST_SETS = ("Dataset1", "Dataset2", "MIX", "AFLOW")
 
 
 def write_run(root: Path, step: str, train_on: str, seed: int, status: str, rel_error: float,
-              constant: bool = False, epochs: int = 3) -> Path:
+              constant: bool = False, epochs: int = 3, collapsed_at_epoch: int | None = None) -> Path:
     """One run directory with run.json, predictions.parquet (κ_pred = κ_true·(1+rel_error)) and metrics.csv."""
     run_dir = root / f"step{step}" / train_on / f"run{seed}"
     run_dir.mkdir(parents=True)
@@ -27,6 +27,8 @@ def write_run(root: Path, step: str, train_on: str, seed: int, status: str, rel_
     pd.DataFrame(rows).to_parquet(run_dir / "predictions.parquet")
     meta = {"step": step, "train_on": train_on, "seed": seed, "status": status, "best_epoch": 1,
             "best_val_loss": rel_error, "wall_s": 1.0, "n_train": 8, "n_val": 2, "scaler": {"mean": 0.5, "std": 0.2}}
+    if collapsed_at_epoch is not None:
+        meta["collapsed_at_epoch"] = collapsed_at_epoch
     (run_dir / "run.json").write_text(json.dumps(meta))
     epoch = np.arange(epochs)
     pd.DataFrame({"epoch": epoch, "train_loss": 1.0 / (epoch + 1), "val_loss": 1.2 / (epoch + 1),

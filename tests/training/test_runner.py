@@ -14,7 +14,7 @@ import torch
 from kappaflow.training.checkpoint import load_trained, read_checkpoint
 from kappaflow.training.data import read_graphs, split_set
 from kappaflow.training.predict import predict_kappa
-from kappaflow.training.runner import partial_dir, run_status, train_run
+from kappaflow.training.runner import partial_dir, train_run
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.training.splits import SplitError
 
@@ -34,6 +34,19 @@ class Kill(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.after:
             raise SimulatedKill("simulated kill")
+
+
+class KillHead(pl.Callback):
+    """At the start of epoch ``at``: every ReLU of the head dead, its output a constant far from the data."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.at:
+            with torch.no_grad():
+                pl_module.model.head[0].bias.fill_(-1.0e4)
+                pl_module.model.head[-1].bias.fill_(5.0)
 
 
 class PoisonWeights(pl.Callback):
@@ -139,14 +152,6 @@ def test_nan_loss_marks_run_diverged(tiny_spec):
     assert result.best_epoch == 0
 
 
-def test_run_status():
-    assert run_status(False, np.array([1.0, 2.0, 3.0])) == "ok"
-    assert run_status(False, np.full(5, 2.5)) == "collapsed"
-    assert run_status(False, np.array([2.5, 2.5 * (1 + 1e-9)])) == "collapsed"
-    assert run_status(False, np.array([1.0, np.nan])) == "diverged"
-    assert run_status(True, np.array([1.0, 2.0])) == "diverged"
-
-
 def test_collapsed_run_is_flagged(tiny_spec, monkeypatch):
     from kappaflow.training import runner
 
@@ -154,6 +159,24 @@ def test_collapsed_run_is_flagged(tiny_spec, monkeypatch):
     result = train_run(tiny_spec(epochs=1, head_hidden=HEAD, test_sets=["Dataset1"]))
     assert result.status == "collapsed"
     assert json.loads((result.out_dir / "run.json").read_text())["status"] == "collapsed"
+
+
+def test_collapse_after_best_epoch_stops_and_is_recorded(tiny_spec):
+    result = train_run(tiny_spec(epochs=20, head_hidden=HEAD, collapse_patience=3), callbacks=[KillHead(at=2)])
+    metrics = pd.read_csv(result.out_dir / "metrics.csv")
+    assert list(metrics.epoch) == [0, 1, 2, 3, 4]  # stopped after 3 collapsed epochs, not 20
+    assert (metrics.val_pred_rel_std.iloc[:2] > 1e-4).all() and (metrics.val_pred_rel_std.iloc[2:] < 1e-6).all()
+    assert result.best_epoch in (0, 1)
+    assert result.status == "ok"  # the kept checkpoint is from before the collapse
+    info = json.loads((result.out_dir / "run.json").read_text())
+    assert info["collapsed_at_epoch"] == 2 and info["epochs_run"] == 5
+
+
+@pytest.mark.parametrize(("patience", "epochs_run"), [(3, 3), (None, 6)])
+def test_collapsed_from_the_start(tiny_spec, patience, epochs_run):
+    result = train_run(tiny_spec(epochs=6, head_hidden=HEAD, collapse_patience=patience), callbacks=[KillHead(at=0)])
+    assert result.status == "collapsed"
+    assert result.info["epochs_run"] == epochs_run and result.info["collapsed_at_epoch"] == 0
 
 
 def test_missing_stage1_checkpoint(tiny_spec, tmp_path):

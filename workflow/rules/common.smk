@@ -9,6 +9,7 @@ from snakemake.utils import validate
 # The kappaflow package lives beside the scripts; importable without installing it.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from kappaflow.training.options import spec_options
 from kappaflow.training.sets import SET_SOURCES, sources_of
 
 

@@ -126,14 +126,7 @@ rule heldout_fold:
         seed=HELDOUT["seed"],
         pretrained_dir=lambda wildcards, input: str(Path(input.model_json).parent),
         work_dir=lambda wildcards, output: str(Path(output[0]).parent),
-        run_options={
-            "epochs": HELDOUT["epochs"],
-            "batch_size": config["training"]["batch_size"],
-            "lr": config["training"]["lr"],
-            "head_hidden": config["training"]["head_hidden"],
-            "freeze_backbone": config["training"]["freeze_backbone"],
-            "val_fraction": config["training"]["val_fraction"],
-        },
+        run_options={**spec_options(config["training"]), "epochs": HELDOUT["epochs"]},
     script:
         "../scripts/evaluate_heldout_fold.py"
 

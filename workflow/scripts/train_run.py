@@ -7,6 +7,7 @@ from kappaflow.logs import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import torch
+from kappaflow.training.options import spec_options
 from kappaflow.training.runner import RunSpec, train_run
 from kappaflow.training.sets import graph_paths
 
@@ -25,13 +26,7 @@ train_run(
         init_checkpoint=str(smk.input.stage1) if "stage1" in smk.input.keys() else None,
         test_sets=list(smk.params.test_sets),
         epochs=int(smk.params.epochs),
-        batch_size=int(training["batch_size"]),
-        lr=float(training["lr"]),
-        lr_decay_epochs=training["lr_decay_epochs"],
-        lr_min_factor=float(training["lr_min_factor"]),
-        head_hidden=list(training["head_hidden"]),
-        freeze_backbone=bool(training["freeze_backbone"]),
-        val_fraction=float(training["val_fraction"]),
+        **spec_options(training),
     ),
     eval_batch_size=int(training["eval_batch_size"]),
 )

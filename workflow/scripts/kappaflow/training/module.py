@@ -21,6 +21,7 @@ from torchmetrics.functional import mean_absolute_percentage_error
 from kappaflow.graphs import GraphBatch
 from kappaflow.model import KappaNet
 from kappaflow.training.flat import FlatParameters
+from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, relative_spread
 from kappaflow.training.scaling import TargetScaler
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class KappaModule(pl.LightningModule):
         lr: float = 1.0e-3,
         lr_decay_epochs: int = 1000,
         lr_min_factor: float = 0.01,
+        collapse_patience: int | None = 20,
     ) -> None:
         """Args:
         model: the network; its output is the standardised target.
@@ -69,6 +71,8 @@ class KappaModule(pl.LightningModule):
         lr: Adam learning rate.
         lr_decay_epochs: period ``T_max`` (epochs) of the cosine decay, stepped once per epoch.
         lr_min_factor: ``eta_min = lr * lr_min_factor``.
+        collapse_patience: stop once the validation predictions have been constant for this many
+            epochs in a row (a collapsed network does not recover); ``None``: never stop for it.
         """
         super().__init__()
         self.model = model
@@ -76,11 +80,13 @@ class KappaModule(pl.LightningModule):
         self.lr = lr
         self.lr_decay_epochs = lr_decay_epochs
         self.lr_min_factor = lr_min_factor
+        self.collapse_patience = collapse_patience
         self.val_mape = MeanAbsolutePercentageError()
         self.history: list[dict[str, float]] = []
         self.status = "ok"
         self._train_sum = torch.zeros(())
         self._train_n = 0
+        self._val_pred: list[Tensor] = []
         self.automatic_optimization = False
         self.flat: FlatParameters | None = None
 
@@ -127,14 +133,21 @@ class KappaModule(pl.LightningModule):
         self.flat.check()
 
     def validation_step(self, batch: tuple[GraphBatch, Tensor], batch_idx: int) -> None:
-        """Accumulate the validation MAPE on κ."""
+        """Accumulate the validation MAPE on κ and keep the predictions (for the collapse check)."""
         graphs, kappa = batch
-        self.val_mape.update(self.scaler.inverse(self(graphs)), kappa)
+        pred = self.scaler.inverse(self(graphs))
+        self.val_mape.update(pred, kappa)
+        self._val_pred.append(pred.detach())
 
     def on_validation_epoch_end(self) -> None:
-        """Log ``train_loss``/``val_loss``, record the epoch, flag divergence (runs before checkpointing)."""
+        """Log ``train_loss``/``val_loss``, record the epoch, flag divergence, stop a collapsed run.
+
+        Runs before checkpointing. One host sync per epoch (the losses and the predictions' spread).
+        """
         val_loss = self.val_mape.compute()
         self.val_mape.reset()
+        val_pred = torch.cat(self._val_pred).cpu().numpy() if self._val_pred else None
+        self._val_pred = []
         if self.trainer.sanity_checking:
             return
         train_loss = self._train_sum / max(self._train_n, 1)
@@ -145,6 +158,7 @@ class KappaModule(pl.LightningModule):
             "train_loss": float(train_loss),
             "val_loss": float(val_loss),
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+            SPREAD_COLUMN: relative_spread(val_pred) if val_pred is not None else math.nan,
         }
         self.history.append(row)
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
@@ -152,9 +166,19 @@ class KappaModule(pl.LightningModule):
             log.warning("epoch %d: non-finite loss (train %s, val %s): stopping, run marked diverged",
                         row["epoch"], row["train_loss"], row["val_loss"])
             self.trainer.should_stop = True
+        elif self._collapsed_for_good():
+            log.warning("epoch %d: validation predictions constant since epoch %d: stopping, the network "
+                        "has collapsed", row["epoch"], collapsed_since(self.history))
+            self.trainer.should_stop = True
         elif row["epoch"] % 10 == 0:
             log.info("epoch %d: train %.4f val %.4f lr %.2e", row["epoch"], row["train_loss"],
                      row["val_loss"], row["lr"])
+
+    def _collapsed_for_good(self) -> bool:
+        """Whether the last ``collapse_patience`` epochs all had constant validation predictions."""
+        since = collapsed_since(self.history)
+        return (self.collapse_patience is not None and since is not None
+                and self.history[-1]["epoch"] - since + 1 >= self.collapse_patience)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Adam on the trainable parameters (one flat buffer, :mod:`kappaflow.training.flat`) with a per-epoch cosine decay.

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as pl
-import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -34,6 +33,7 @@ from kappaflow.graphs import GraphSet
 from kappaflow.model import PAPER_HEAD_HIDDEN, build_kappanet
 from kappaflow.training.checkpoint import export_checkpoint, load_trained, model_state, read_checkpoint
 from kappaflow.training.data import GraphLoader, read_graphs, split_set
+from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, relative_spread, run_status
 from kappaflow.training.module import KappaModule, LoaderState
 from kappaflow.training.predict import predict_kappa
 from kappaflow.training.scaling import TargetScaler
@@ -41,8 +41,8 @@ from kappaflow.training.sets import sources_of
 
 log = logging.getLogger(__name__)
 
-#: Relative spread of validation predictions below which a run counts as collapsed.
-COLLAPSE_REL_STD = 1.0e-6
+#: Columns of ``metrics.csv`` (one row per epoch).
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "lr", SPREAD_COLUMN]
 PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
 
 
@@ -54,6 +54,8 @@ class RunSpec:
     (step III stage 2: all weights from ``init_checkpoint``, a fresh scaler and optimizer).
     ``pretrained_dir`` always gives the backbone architecture (its ``model.json``);
     ``init_args`` overrides constructor arguments (tests use tiny backbones).
+    ``collapse_patience``: stop after that many epochs in a row of constant validation predictions
+    (a collapsed network, :mod:`kappaflow.training.health`); ``None`` trains every epoch regardless.
     """
 
     step: str
@@ -73,6 +75,7 @@ class RunSpec:
     head_hidden: list[int] = field(default_factory=lambda: list(PAPER_HEAD_HIDDEN))
     freeze_backbone: bool = False
     val_fraction: float = 0.2
+    collapse_patience: int | None = 20
     init_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -129,21 +132,6 @@ def _prepare_partial(spec: RunSpec) -> tuple[Path, Path | None]:
     folder.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(spec_json)
     return folder, (last if last.is_file() else None)
-
-
-def relative_spread(values: np.ndarray) -> float:
-    """``std / max(|mean|, 1e-12)``; NaN when any value is non-finite."""
-    if values.size == 0 or not np.isfinite(values).all():
-        return float("nan")
-    return float(values.std() / max(abs(values.mean()), 1.0e-12))
-
-
-def run_status(diverged: bool, val_pred: np.ndarray) -> str:
-    """``diverged`` (non-finite loss or predictions), ``collapsed`` (constant predictions) or ``ok``."""
-    spread = relative_spread(val_pred)
-    if diverged or math.isnan(spread):
-        return "diverged"
-    return "collapsed" if spread < COLLAPSE_REL_STD else "ok"
 
 
 def prediction_table(
@@ -213,7 +201,7 @@ def train_run(
     scaler = TargetScaler.fit(split.train.targets)
     model = build_model(spec)
     module = KappaModule(
-        model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor
+        model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor, spec.collapse_patience
     )
     folder, last = _prepare_partial(spec)
     best_cb = ModelCheckpoint(
@@ -244,9 +232,14 @@ def train_run(
     if status != "ok":
         log.warning("run %s/%s/run%d is %s (relative spread of validation predictions %.3g)",
                     spec.step, spec.train_on, spec.seed, status, relative_spread(own_val_pred))
+    collapsed_at = collapsed_since(module.history)
+    if collapsed_at is not None and status == "ok":
+        log.warning("run %s/%s/run%d collapsed at epoch %d (constant validation predictions from then on); "
+                    "its best checkpoint (epoch %s) is from before and is kept",
+                    spec.step, spec.train_on, spec.seed, collapsed_at, best_epoch)
     out_dir.mkdir(parents=True, exist_ok=True)
     export_checkpoint(best_path, out_dir / "best.ckpt")
-    pd.DataFrame(module.history, columns=["epoch", "train_loss", "val_loss", "lr"]).to_csv(
+    pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(
         out_dir / "metrics.csv", index=False
     )
     if spec.step != "stage1":
@@ -265,6 +258,7 @@ def train_run(
         "n_val": len(split.val),
         "scaler": best_scaler.to_dict(),
         "epochs_run": len(module.history),
+        "collapsed_at_epoch": collapsed_at,
         "resumed": last is not None,
         "init": spec.init,
         "init_checkpoint": spec.init_checkpoint,

@@ -1,0 +1,49 @@
+"""Health of a training run: diverged (non-finite), collapsed (constant predictions), and when it collapsed.
+
+A network whose validation predictions are all the same value has collapsed (e.g. every ReLU of the
+head dead): its gradients no longer reach anything but the last biases, and it does not recover.
+The original ParAIsite code lost two of nine stage-1 runs that way within two epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Relative spread of validation predictions below which a model counts as collapsed.
+COLLAPSE_REL_STD = 1.0e-6
+#: History column holding each epoch's relative spread of validation predictions.
+SPREAD_COLUMN = "val_pred_rel_std"
+
+
+def relative_spread(values: np.ndarray) -> float:
+    """``std / max(|mean|, 1e-12)``; NaN when any value is non-finite or there is none."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or not np.isfinite(values).all():
+        return float("nan")
+    return float(values.std() / max(abs(values.mean()), 1.0e-12))
+
+
+def run_status(diverged: bool, val_pred: np.ndarray) -> str:
+    """``diverged`` (non-finite loss or predictions), ``collapsed`` (constant predictions) or ``ok``."""
+    spread = relative_spread(val_pred)
+    if diverged or math.isnan(spread):
+        return "diverged"
+    return "collapsed" if spread < COLLAPSE_REL_STD else "ok"
+
+
+def collapsed_since(history: Sequence[dict[str, float]]) -> int | None:
+    """First epoch of the run of epochs, up to the last one, whose validation predictions were constant.
+
+    ``None`` when the last epoch's predictions were not constant (or the history has no spread, as
+    in checkpoints written before it was recorded).
+    """
+    since = None
+    for row in reversed(history):
+        spread = row.get(SPREAD_COLUMN, math.nan)
+        if not (math.isfinite(spread) and spread < COLLAPSE_REL_STD):
+            break
+        since = int(row["epoch"])
+    return since
