@@ -22,14 +22,13 @@ def test_collect_runs(synthetic_runs) -> None:
     assert set(predictions["status"]) == {"ok", "collapsed"}
 
 
-def test_collapse_after_the_best_epoch_is_recorded_and_averaged(tmp_path, make_run, caplog) -> None:
+def test_runs_frame_says_when_a_run_collapsed(tmp_path, make_run) -> None:
     paths = [make_run(tmp_path, "I", "Dataset1", 1, "ok", 0.1),
-             make_run(tmp_path, "I", "Dataset1", 2, "ok", 0.3, collapsed_at_epoch=7)]
+             make_run(tmp_path, "I", "Dataset1", 2, "collapsed", 0.3, collapsed_at_epoch=7)]
     runs, predictions = collect_runs(paths)
     assert runs["collapsed_at_epoch"].tolist()[1] == 7 and pd.isna(runs["collapsed_at_epoch"].tolist()[0])
-    assert "collapsed at epoch 7, after its best epoch 1" in caplog.text
     row = mape_table(per_run_mape(predictions)).set_index(["step", "train_on", "test_on"]).loc[("I", "Dataset1", "Dataset1")]
-    assert row["n_runs"] == 2 and row["mape_mean"] == pytest.approx(0.2)
+    assert row["n_runs"] == 1 and row["failed_runs"] == "2:collapsed"
 
 
 def test_mean_std_excludes_failed(table: pd.DataFrame) -> None:

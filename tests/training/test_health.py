@@ -14,6 +14,9 @@ def test_run_status():
     assert run_status(False, np.array([2.5, 2.5 * (1 + 1e-9)])) == "collapsed"
     assert run_status(False, np.array([1.0, np.nan])) == "diverged"
     assert run_status(True, np.array([1.0, 2.0])) == "diverged"
+    # the kept model varies, but the network ended collapsed (since epoch 4)
+    assert run_status(False, np.array([1.0, 2.0]), collapsed_at=4) == "collapsed"
+    assert run_status(False, np.array([1.0, 2.0]), collapsed_at=None) == "ok"
 
 
 def test_relative_spread():

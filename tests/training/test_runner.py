@@ -161,13 +161,13 @@ def test_collapsed_run_is_flagged(tiny_spec, monkeypatch):
     assert json.loads((result.out_dir / "run.json").read_text())["status"] == "collapsed"
 
 
-def test_collapse_after_best_epoch_stops_and_is_recorded(tiny_spec):
+def test_collapse_after_the_best_epoch_stops_and_fails_the_run(tiny_spec):
     result = train_run(tiny_spec(epochs=20, head_hidden=HEAD, collapse_patience=3), callbacks=[KillHead(at=2)])
     metrics = pd.read_csv(result.out_dir / "metrics.csv")
     assert list(metrics.epoch) == [0, 1, 2, 3, 4]  # stopped after 3 collapsed epochs, not 20
     assert (metrics.val_pred_rel_std.iloc[:2] > 1e-4).all() and (metrics.val_pred_rel_std.iloc[2:] < 1e-6).all()
-    assert result.best_epoch in (0, 1)
-    assert result.status == "ok"  # the kept checkpoint is from before the collapse
+    assert result.best_epoch in (0, 1)  # a checkpoint from before the collapse, not a trained model
+    assert result.status == "collapsed"
     info = json.loads((result.out_dir / "run.json").read_text())
     assert info["collapsed_at_epoch"] == 2 and info["epochs_run"] == 5
 

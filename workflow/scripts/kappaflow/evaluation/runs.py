@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 #: run.json statuses that exclude a run from the means.
 FAILED_STATUSES = ("collapsed", "diverged")
 PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
-#: Per-run columns of ``runs.csv``; ``collapsed_at_epoch`` is set when a run's network collapsed after
-#: its best epoch (the kept checkpoint is from before; see :mod:`kappaflow.training.health`).
+#: Per-run columns of ``runs.csv``; ``collapsed_at_epoch``: first epoch of the constant predictions a
+#: collapsed run ended with (:mod:`kappaflow.training.health`), empty otherwise.
 RUN_COLUMNS = ["step", "train_on", "run", "status", "best_epoch", "best_val_loss", "collapsed_at_epoch", "wall_s",
                "n_train", "n_val"]
 #: ``run.json`` keys copied into the run frame as they are (absent in older runs: empty).
@@ -80,9 +80,6 @@ def collect_runs(run_jsons: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.Data
         frames.append(predictions.assign(status=checked))
         if checked != "ok":
             log.warning("run %s excluded from the means: status %s", Path(path).parent, checked)
-        elif meta.get("collapsed_at_epoch") is not None:
-            log.warning("run %s collapsed at epoch %s, after its best epoch %s (kept, averaged in)",
-                        Path(path).parent, meta["collapsed_at_epoch"], meta.get("best_epoch"))
     run_frame = pd.DataFrame(runs, columns=RUN_COLUMNS)
     pred_frame = (
         pd.concat(frames, ignore_index=True)

@@ -26,12 +26,18 @@ def relative_spread(values: np.ndarray) -> float:
     return float(values.std() / max(abs(values.mean()), 1.0e-12))
 
 
-def run_status(diverged: bool, val_pred: np.ndarray) -> str:
-    """``diverged`` (non-finite loss or predictions), ``collapsed`` (constant predictions) or ``ok``."""
+def run_status(diverged: bool, val_pred: np.ndarray, collapsed_at: int | None = None) -> str:
+    """``diverged`` (non-finite loss or predictions), ``collapsed`` or ``ok``.
+
+    ``val_pred``: the kept model's validation predictions (constant: collapsed). ``collapsed_at``:
+    :func:`collapsed_since` of the history; a run whose network ended collapsed is ``collapsed`` even
+    when its kept checkpoint is from before, as a diverged run is: it did not train as the protocol says,
+    and its checkpoint is often from the first epochs.
+    """
     spread = relative_spread(val_pred)
     if diverged or math.isnan(spread):
         return "diverged"
-    return "collapsed" if spread < COLLAPSE_REL_STD else "ok"
+    return "collapsed" if spread < COLLAPSE_REL_STD or collapsed_at is not None else "ok"
 
 
 def collapsed_since(history: Sequence[dict[str, float]]) -> int | None:

@@ -228,15 +228,12 @@ def train_run(
     best_epoch, best_val = best_of(module.history)
     best_model, best_scaler = load_trained(best_path)
     own_val_pred = predict_kappa(best_model, best_scaler, split.val, eval_batch_size)
-    status = run_status(module.status == "diverged" or best_epoch is None, own_val_pred)
-    if status != "ok":
-        log.warning("run %s/%s/run%d is %s (relative spread of validation predictions %.3g)",
-                    spec.step, spec.train_on, spec.seed, status, relative_spread(own_val_pred))
     collapsed_at = collapsed_since(module.history)
-    if collapsed_at is not None and status == "ok":
-        log.warning("run %s/%s/run%d collapsed at epoch %d (constant validation predictions from then on); "
-                    "its best checkpoint (epoch %s) is from before and is kept",
-                    spec.step, spec.train_on, spec.seed, collapsed_at, best_epoch)
+    status = run_status(module.status == "diverged" or best_epoch is None, own_val_pred, collapsed_at)
+    if status != "ok":
+        log.warning("run %s/%s/run%d is %s (relative spread of validation predictions %.3g, collapsed since "
+                    "epoch %s, kept checkpoint: epoch %s)", spec.step, spec.train_on, spec.seed, status,
+                    relative_spread(own_val_pred), collapsed_at, best_epoch)
     out_dir.mkdir(parents=True, exist_ok=True)
     export_checkpoint(best_path, out_dir / "best.ckpt")
     pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(
