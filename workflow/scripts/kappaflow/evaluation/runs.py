@@ -20,12 +20,12 @@ log = logging.getLogger(__name__)
 #: run.json statuses that exclude a run from the means.
 FAILED_STATUSES = ("collapsed", "diverged")
 PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
-#: Per-run columns of ``runs.csv``; ``collapsed_at_epoch``: first epoch of the constant predictions a
-#: collapsed run ended with (:mod:`kappaflow.training.health`), empty otherwise.
-RUN_COLUMNS = ["step", "train_on", "run", "status", "best_epoch", "best_val_loss", "collapsed_at_epoch", "wall_s",
-               "n_train", "n_val"]
-#: ``run.json`` keys copied into the run frame as they are (absent in older runs: empty).
+#: ``run.json`` keys copied into the run frame as they are (absent in older runs: empty);
+#: ``collapsed_at_epoch``: first epoch of the constant predictions a collapsed run ended with
+#: (:mod:`kappaflow.training.health`).
 _META_COLUMNS = ("best_epoch", "best_val_loss", "collapsed_at_epoch", "wall_s", "n_train", "n_val")
+#: Per-run columns of ``runs.csv``.
+RUN_COLUMNS = ["step", "train_on", "run", "status", *_META_COLUMNS]
 #: Relative spread below which a run's predictions count as constant.
 CONSTANT_RTOL = 1.0e-6
 
