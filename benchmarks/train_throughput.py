@@ -94,7 +94,7 @@ def bare_loop(graphs: GraphSet, batch_size: int, epochs: int, profile: bool) -> 
     """Structures/s of forward + backward + Adam over pre-collated resident batches of quotient graphs."""
     graphs = quotient(graphs)  # as GraphLoader
     model = build_kappanet(PRETRAINED).train()
-    scaler = TargetScaler.fit(graphs.targets)
+    scaler = TargetScaler.fit(graphs.targets, "log10_kappa_plus_1")
     flat = FlatParameters.of(model.parameters())  # as KappaModule
     optimizer = torch.optim.Adam([flat.param], lr=1e-3, fused=True)
     kappa = torch.as_tensor(graphs.targets, dtype=torch.float32)
@@ -139,7 +139,9 @@ class EpochTimer(pl.Callback):
 def lightning_loop(graphs: GraphSet, batch_size: int, epochs: int) -> float:
     """Structures/s of the training part of each epoch in kappaflow's Lightning loop."""
     pl.seed_everything(1, verbose=False)
-    module = KappaModule(build_kappanet(PRETRAINED), TargetScaler.fit(graphs.targets))
+    module = KappaModule(build_kappanet(PRETRAINED), TargetScaler.fit(graphs.targets, "log10_kappa_plus_1"),
+                         lr=1e-3, lr_decay_epochs=1000, lr_min_factor=0.01, collapse_patience=None,
+                         loss="mape_kappa", grad_clip_norm=None)
     timer = EpochTimer()
     trainer = pl.Trainer(max_epochs=epochs + 1, accelerator="cpu", devices=1, logger=False, callbacks=[timer],
                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,

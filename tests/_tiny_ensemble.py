@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 from kappaflow.graphs import featurize_record, structure_to_record, write_graph_table
+from _schema import run_options
 from kappaflow.training.runner import RunSpec, train_run
 from pymatgen.core import Structure
 
@@ -58,8 +59,8 @@ def tiny_models(root: Path) -> Path:
         out = models / "stepIII" / "Dataset1" / f"run{seed}"
         spec = RunSpec(
             step="III", train_on="Dataset1", seed=seed, out_dir=str(out), graph_paths={"dataset1": graphs},
-            pretrained_dir=str(PRETRAINED_DIR), init="random", test_sets=[], epochs=1, batch_size=4,
-            head_hidden=[8], init_args=dict(TINY_INIT_ARGS),
+            pretrained_dir=str(PRETRAINED_DIR), init="random", init_args=dict(TINY_INIT_ARGS),
+            **run_options(epochs=1, batch_size=4, head_hidden=[8]),
         )
         train_run(spec, progress_bar=False)
     for train_set in TRAIN_SETS[1:]:

@@ -3,7 +3,9 @@ rules and one smoke run of the whole DAG."""
 
 from __future__ import annotations
 
+import functools
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -49,10 +51,16 @@ class RuleInfo:
     local: bool
     snakefile: Path  # where the rule is defined
     resources: dict[str, object]  # the rule's own constant resources (gpu=1, ...), not the profile's
+    log: list[str]  # the rule's log: patterns
+    benchmark: str | None  # its benchmark: pattern
 
 
-def snakemake_command(workdir: Path, *args: str, timeout_s: int = SMOKE_TIMEOUT_S) -> list[str]:
-    """`snakemake` on the smoke configuration in `workdir`, bounded by `timeout -k 10`."""
+def snakemake_command(
+    workdir: Path, *args: str, timeout_s: int = SMOKE_TIMEOUT_S, mirror: Path = MIRROR_DIR
+) -> list[str]:
+    """`snakemake` on the smoke configuration and ``mirror`` in `workdir`, bounded by `timeout -k 10`.
+
+    Extra config files go before the other ``args`` (``--configfile smoke.yaml extra.yaml``)."""
     return [
         "timeout", "-k", "10", str(timeout_s),
         sys.executable, "-m", "snakemake",
@@ -60,13 +68,13 @@ def snakemake_command(workdir: Path, *args: str, timeout_s: int = SMOKE_TIMEOUT_
         "--directory", str(workdir),
         "--configfile", str(SMOKE_CONFIG),
         *args,
-        "--config", f"mirror_dir={MIRROR_DIR}",
+        "--config", f"mirror_dir={mirror}",
     ]  # fmt: skip
 
 
-def run_snakemake(workdir: Path, *args: str, timeout_s: int = SMOKE_TIMEOUT_S) -> str:
+def run_snakemake(workdir: Path, *args: str, timeout_s: int = SMOKE_TIMEOUT_S, mirror: Path = MIRROR_DIR) -> str:
     """Run `snakemake_command`; fail the test with the output's tail unless it exits 0."""
-    cmd = snakemake_command(workdir, *args, timeout_s=timeout_s)
+    cmd = snakemake_command(workdir, *args, timeout_s=timeout_s, mirror=mirror)
     proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         why = "timed out" if proc.returncode in (124, 137) else f"exited {proc.returncode}"
@@ -114,19 +122,36 @@ def workflow_rules(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
                     for name, res in rule.resources.items()
                     if not name.startswith("_") and not callable(res.raw)
                 },
+                log=[str(path) for path in rule.log],
+                benchmark=str(rule.benchmark) if rule.benchmark else None,
             )
     return rules
 
 
 @pytest.fixture(scope="session")
-def smoke_snakemake(mirror_dir: Path):
-    """`run_snakemake`: run snakemake on the smoke configuration in a directory of the test's."""
-    return run_snakemake
+def smoke_mirror(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mirror whose label tables and AFLOW CIFs tests may edit (copies); links to everything else."""
+    root = tmp_path_factory.mktemp("smoke_mirror")
+    for name in ("aflow_agl", "hq"):
+        shutil.copytree(mirror_dir / name, root / name)
+    for path in mirror_dir.iterdir():
+        if not (root / path.name).exists():
+            (root / path.name).symlink_to(path, target_is_directory=path.is_dir())
+    return root
 
 
 @pytest.fixture(scope="session")
-def smoke_run(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole smoke DAG run once per session on the local machine (2 cores); its directory."""
+def smoke_snakemake(smoke_mirror: Path):
+    """`run_snakemake` on the smoke mirror: run snakemake on the smoke configuration in a test's directory."""
+    return functools.partial(run_snakemake, mirror=smoke_mirror)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_snakemake, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole smoke DAG run once per session on the local machine (2 cores); its directory.
+
+    Tests that edit the smoke mirror or the workspace restore both (contents and mtimes) before they end.
+    """
     workdir = tmp_path_factory.mktemp("smoke_run")
-    run_snakemake(workdir, "--cores", "2")
+    smoke_snakemake(workdir, "--cores", "2")
     return workdir

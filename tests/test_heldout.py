@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _schema import run_options
 from kappaflow.heldout import baseline_heldout, fold_indices, fold_of, set_fold_indices, train_fold
 from kappaflow.training.splits import SplitError
 
@@ -92,8 +93,8 @@ def test_train_fold_never_trains_on_test(tmp_path: Path, tiny_graphs: dict[str, 
             "hidden_layer_sizes_conv": [16, 16, 8], "hidden_layer_sizes_output": [8, 4], "nblocks": 1}
     out = tmp_path / "predictions.parquet"
     frame = train_fold("I", "Dataset1", fold=1, k=3, seed=2, graph_paths=tiny_graphs, pretrained_dir=pretrained_dir,
-                       work_dir=tmp_path / "work", output=out, epochs=1, batch_size=4, head_hidden=[8],
-                       init_args=tiny, val_fraction=0.25)
+                       work_dir=tmp_path / "work", output=out, init_args=tiny,
+                       **run_options(epochs=1, batch_size=4, head_hidden=[8], val_fraction=0.25))
     ids = read_graph_set(tiny_graphs["dataset1"]).ids
     parts = fold_indices(ids, 1, 3, 2, 0.25)
     assert sorted(frame["id"]) == sorted(ids[parts.test])

@@ -81,7 +81,8 @@ def test_chunks_predict_and_reject_every_row(models: Path, tmp_path: Path, mirro
     assert len(parts) == 3
     out = {name: tmp_path / f"{name}.csv" for name in ("predictions", "rejected", "candidates")}
     counts = scan.gather_scan(screening, [p for p, _ in parts], [r for _, r in parts], out["predictions"],
-                              out["rejected"], out["candidates"], n_candidates=3, max_rel_std=1.0)
+                              out["rejected"])
+    scan.write_candidates(out["predictions"], out["candidates"], n_candidates=3, max_rel_std=1.0)
     assert counts["rows_in"] == 13 == counts["predicted"] + counts["rejected"]
     rejected = pd.read_csv(out["rejected"]).set_index("mp_id")["reason"]
     assert "not found" in rejected["mp-99999999"] and "isolated atom" in rejected["mp-862690"]
@@ -91,7 +92,7 @@ def test_chunks_predict_and_reject_every_row(models: Path, tmp_path: Path, mirro
     candidates = pd.read_csv(out["candidates"])
     assert len(candidates) == 9 and (candidates.groupby("model")["pred_mean_wmk"].diff().dropna() >= 0).all()
     with pytest.raises(RuntimeError, match="rows in"):
-        scan.gather_scan(screening, [parts[0][0]], [parts[0][1]], *out.values(), n_candidates=3, max_rel_std=1.0)
+        scan.gather_scan(screening, [parts[0][0]], [parts[0][1]], out["predictions"], out["rejected"])
     paths = scan.scan_figure(out["predictions"], out["candidates"], 1.0, tmp_path / "fig" / "scan_low_kappa.png")
     assert all(path.stat().st_size > 0 for path in paths)
 
@@ -105,7 +106,8 @@ def test_scan_rules_in_the_smoke_dag(models: Path, tmp_path: Path, mirror_dir: P
     extra.write_text("training:\n  seeds: [1, 2, 3]\nscan:\n  limit: 12\n  chunk_size: 5\n")
     command = [sys.executable, "-m", "snakemake", "--directory", str(work), "--snakefile", str(REPO_ROOT / "Snakefile"),
                "--configfile", str(REPO_ROOT / "config" / "smoke.yaml"), str(extra), "--config", f"mirror_dir={mirror_dir}",
-               "--cores", "2", "--allowed-rules", "scan_screening_set", "scan_chunk", "scan_gather", "scan_figure",
+               "--cores", "2", "--allowed-rules", "scan_screening_set", "scan_chunk", "scan_gather", "scan_candidates",
+               "scan_figure",
                "--", "results/scan/low_kappa_candidates.csv", "results/figures/scan_low_kappa.png"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -137,6 +137,68 @@ def test_mp_bad_rows_are_quarantined(tmp_path: Path, mirror_dir: Path) -> None:
     assert result.rows_in == 5 == len(result.kept) + len(result.rejected)
 
 
+def test_duplicates_with_different_kappa_are_all_rejected(tmp_path: Path, mirror_dir: Path) -> None:
+    """AFLOW: an id twice with κ 5.04 and 7.77 is a conflict (both rejected); an exact repeat keeps one."""
+    cif_dir = tmp_path / "aflow_agl" / "cif"
+    cif_dir.mkdir(parents=True)
+    for entry in GOOD[:2]:
+        shutil.copy(mirror_dir / "aflow_agl" / "cif" / f"{entry}.cif", cif_dir / f"{entry}.cif")
+    rows = [(GOOD[0], 5.04), (GOOD[1], 2.5), (GOOD[0], 7.77), (GOOD[1], 2.5)]
+    labels = tmp_path / "aflow_agl" / "labels.csv"
+    pd.DataFrame(rows, columns=["entry", "agl_thermal_conductivity_300K"]).to_csv(labels, index=False)
+    result = validate_file("aflow", labels, tmp_path / "a.parquet", tmp_path / "a.csv", Limits())
+    assert [row["id"] for row in result.kept] == [GOOD[1]]
+    conflicts = [row["reason"] for row in result.rejected if row["id"] == GOOD[0]]
+    assert len(conflicts) == 2
+    assert all(f"conflicting duplicates of id {GOOD[0]}: κ = 5.04 and 7.77 W/mK" in r for r in conflicts)
+    assert [row["id"] for row in result.rejected].count(GOOD[1]) == 1
+    assert result.rows_in == 4 == len(result.kept) + len(result.rejected)
+
+
+def test_mp_duplicates_with_different_kappa_are_all_rejected(tmp_path: Path, mirror_dir: Path) -> None:
+    structure = (mirror_dir / "mp" / "structures" / "mp-30847.json").read_text()
+    source = tmp_path / "dataset1.parquet"
+    pd.DataFrame(
+        {
+            "mp_id": ["mp-30847"] * 2,
+            "formula": ["TiSnPt"] * 2,
+            "ltc_wmk": [11.18, 12.0],
+            "structure": [structure] * 2,
+        }
+    ).to_parquet(source, index=False)
+    result = validate_file("dataset1", source, tmp_path / "d1.parquet", tmp_path / "d1.csv", Limits())
+    assert not result.kept and len(result.rejected) == 2
+    assert all("κ = 11.18 and 12.0 W/mK" in row["reason"] for row in result.rejected)
+
+
+def test_manifest_without_cif_rejects_with_its_reason(tmp_path: Path, mirror_dir: Path) -> None:
+    """The acquisition manifest's reason wins, even over a stale CIF left in cif/."""
+    cif_dir = tmp_path / "aflow_agl" / "cif"
+    cif_dir.mkdir(parents=True)
+    for entry in GOOD[:2]:
+        shutil.copy(mirror_dir / "aflow_agl" / "cif" / f"{entry}.cif", cif_dir / f"{entry}.cif")
+    labels = tmp_path / "aflow_agl" / "labels.csv"
+    pd.DataFrame({"entry": GOOD[:2], "agl_thermal_conductivity_300K": [6.2, 2.5]}).to_csv(labels, index=False)
+    reason = "CIF missing from the mirror: /mirror/aflow_agl/cif/X.cif"
+    manifest = tmp_path / "aflow_agl" / "cif_manifest.csv"
+    pd.DataFrame(
+        {
+            "entry": GOOD[:2],
+            "label_sha256": ["a", "b"],
+            "cif": [f"cif/{GOOD[0]}.cif", ""],
+            "sha256": ["c", ""],
+            "missing": ["", reason],
+        }
+    ).to_csv(manifest, index=False)
+    result = validate_file(
+        "aflow", labels, tmp_path / "a.parquet", tmp_path / "a.csv", Limits(), manifest=manifest
+    )
+    assert [row["id"] for row in result.kept] == [GOOD[0]]
+    assert result.rejected == [
+        {"dataset": "aflow", "id": GOOD[1], "reason": f"{cif_dir / GOOD[1]}.cif: {reason}"}
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

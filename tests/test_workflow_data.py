@@ -65,13 +65,15 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def private_mirror(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A mirror whose label files the tests may touch: copies of the label tables, links to the rest."""
+    """A mirror whose label files and AFLOW CIFs the tests may touch: copies of them, links to the rest."""
     root = tmp_path_factory.mktemp("mirror")
     (root / "hq").mkdir()
     (root / "aflow_agl").mkdir()
     for name in ("hq/dataset1.csv", "hq/dataset2.csv", "aflow_agl/labels.csv"):
         shutil.copyfile(mirror_dir / name, root / name)
-    (root / "aflow_agl" / "cif").symlink_to(mirror_dir / "aflow_agl" / "cif")
+    cif = root / "aflow_agl" / "cif"
+    shutil.copytree(mirror_dir / "aflow_agl" / "cif", cif, copy_function=shutil.copyfile)
+    cif.chmod(0o755)  # copytree copied the mirror folder's read-only mode
     for name in ("mp", "pretrained"):
         (root / name).symlink_to(mirror_dir / name)
     return root
@@ -133,6 +135,62 @@ def test_second_run_has_nothing_to_do(prepared: Path, private_mirror: Path) -> N
     output = snakemake(prepared, private_mirror, "-n", *PREPARE_TARGETS)
     assert planned_jobs(output) == {}
     assert "Nothing to be done" in output
+
+
+def _move_first_atom(cif: Path) -> None:
+    """Shift the fractional z of the CIF's first atom (the line after the last ``_atom_site`` header) by 0.01."""
+    lines = cif.read_text().splitlines(keepends=True)
+    index = max(i for i, line in enumerate(lines) if line.lstrip().startswith("_atom_site")) + 1
+    fields = lines[index].split()
+    fields[4] = f"{float(fields[4]) + 0.01:.10f}"
+    lines[index] = " ".join(fields) + "\n"
+    cif.write_text("".join(lines))
+
+
+def _restore(path: Path, content: bytes, mtime_ns: int) -> None:
+    """Put back a file's content and modification time."""
+    path.write_bytes(content)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+@pytest.mark.slow
+def test_changed_mirror_cif_reruns_aflow_agl(prepared: Path, private_mirror: Path) -> None:
+    entry = pd.read_csv(prepared / "resources" / "aflow_agl" / "labels.csv").entry[0]
+    cif = private_mirror / "aflow_agl" / "cif" / f"{entry}.cif"
+    content, mtime_ns = cif.read_bytes(), cif.stat().st_mtime_ns
+    _move_first_atom(cif)
+    try:
+        output = snakemake(prepared, private_mirror, "-n", *PREPARE_TARGETS)
+    finally:
+        _restore(cif, content, mtime_ns)
+    assert planned_jobs(output).get("aflow_agl") == 1
+    assert re.search(rf"reason: Updated input files:.*{re.escape(str(cif))}", output)
+    assert planned_jobs(snakemake(prepared, private_mirror, "-n", *PREPARE_TARGETS)) == {}
+
+
+@pytest.mark.slow
+def test_deleted_mirror_cif_is_quarantined(prepared: Path, private_mirror: Path, tmp_path: Path) -> None:
+    """A CIF deleted from the mirror reruns the acquisition (its input set changed), which records the
+    entry without CIF; validation quarantines it. Runs in a copy of the prepared workspace."""
+    workdir = tmp_path / "work"
+    shutil.copytree(prepared, workdir, symlinks=True)
+    entry = pq.read_table(prepared / "results" / "data" / "aflow.parquet").column("id")[0].as_py()
+    cif = private_mirror / "aflow_agl" / "cif" / f"{entry}.cif"
+    content, mtime_ns = cif.read_bytes(), cif.stat().st_mtime_ns
+    cif.unlink()
+    try:
+        output = snakemake(workdir, private_mirror, "--cores", "2", *PREPARE_TARGETS)
+    finally:
+        _restore(cif, content, mtime_ns)
+    assert "aflow_agl" in output and "Set of input files has changed" in output
+    rejected = pd.read_csv(workdir / "results" / "data" / "rejected.csv")
+    reason = rejected.loc[rejected.id == entry, "reason"]
+    assert len(reason) == 1 and f"CIF missing from the mirror: {cif}" in reason.iloc[0]
+    rows_in = len(pd.read_csv(workdir / "resources" / "aflow_agl" / "labels.csv"))
+    kept = pq.read_table(workdir / "results" / "data" / "aflow.parquet").column("id").to_pylist()
+    assert entry not in kept
+    assert rows_in == AFLOW_SUBSET == len(kept) + len(rejected[rejected.dataset == "aflow"])
+    assert planned_jobs(snakemake(prepared, private_mirror, "-n", *PREPARE_TARGETS)) == {}
 
 
 @pytest.mark.slow

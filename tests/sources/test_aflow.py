@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_servers import AFLUX_PATH, MIRROR, FakeServer
+from fake_servers import AFLUX_PATH, MIRROR, FakeServer, aflow_mirror_labels, aflow_server
 from kappaflow.sources.aflow import (
     LABEL_COLUMNS,
+    MANIFEST_COLUMNS,
     acquire_aflow_agl,
     aflux_page_url,
     aurl_to_url,
     copy_aflow_agl,
     fetch_aflow_agl,
 )
+from kappaflow.sources.checksums import copy_if_changed, file_sha256, row_sha256s
 from kappaflow.sources.http import HttpSettings
 
 
@@ -132,8 +134,27 @@ def test_missing_cif_is_logged_and_skipped(
     with caplog.at_level(logging.WARNING):
         labels = _fetch(aflow, tmp_path, fast)
     assert row.entry in set(labels.entry)
-    assert row.entry not in set(pd.read_csv(tmp_path / "cif_manifest.csv").entry)
+    manifest = pd.read_csv(tmp_path / "cif_manifest.csv", keep_default_na=False).set_index("entry")
+    assert manifest.loc[row.entry, "sha256"] == "" and manifest.loc[row.entry, "cif"] == ""
+    assert manifest.loc[row.entry, "missing"].startswith("no CIF at http://")
+    assert "(HTTP 404)" in manifest.loc[row.entry, "missing"]
     assert f"entry {row.entry}: no CIF" in caplog.text
+
+
+@pytest.mark.network
+def test_online_duplicates_exact_kept_once_conflicting_kept_twice(tmp_path: Path, fast: HttpSettings) -> None:
+    labels = aflow_mirror_labels(3)
+    conflict = labels.iloc[[1]].assign(agl_thermal_conductivity_300K=7.77)
+    served = pd.concat([labels, labels.iloc[[0]], conflict], ignore_index=True)
+    with aflow_server(served) as server:
+        written = _fetch(server, tmp_path, fast)
+    entries = sorted(labels.entry)
+    assert list(written.entry) == [entries[0], entries[1], entries[1], entries[2]]
+    kappas = written.loc[written.entry == labels.entry[1], "agl_thermal_conductivity_300K"]
+    assert sorted(kappas) == sorted([labels.agl_thermal_conductivity_300K[1], 7.77])
+    manifest = pd.read_csv(tmp_path / "cif_manifest.csv")
+    assert list(manifest.entry) == list(written.entry)
+    assert manifest.label_sha256.nunique() == 4
 
 
 @pytest.mark.network
@@ -155,23 +176,79 @@ def test_mirror_full(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cif").iterdir())) == 3269
 
 
-def test_mirror_subset_and_resume(tmp_path: Path) -> None:
+def test_mirror_subset_recopies_only_changed_cifs(tmp_path: Path) -> None:
     labels = copy_aflow_agl(MIRROR / "aflow_agl", tmp_path / "labels.csv", tmp_path / "m.csv", subset=50)
     assert len(labels) == 50 and labels.entry.is_monotonic_increasing
     assert sorted(p.stem for p in (tmp_path / "cif").iterdir()) == list(labels.entry)
-    (tmp_path / "cif" / f"{labels.entry[0]}.cif").write_text("kept")
+    stale, kept = (tmp_path / "cif" / f"{entry}.cif" for entry in labels.entry[:2])
+    stale.write_text("stale copy")
+    kept_inode = kept.stat().st_ino
     copy_aflow_agl(MIRROR / "aflow_agl", tmp_path / "labels.csv", tmp_path / "m.csv", subset=50)
-    assert (tmp_path / "cif" / f"{labels.entry[0]}.cif").read_text() == "kept"
+    assert stale.read_bytes() == (MIRROR / "aflow_agl" / "cif" / stale.name).read_bytes()
+    assert kept.stat().st_ino == kept_inode, "an unchanged copy is not rewritten"
+
+
+def test_mirror_manifest_checksums(tmp_path: Path) -> None:
+    labels = copy_aflow_agl(MIRROR / "aflow_agl", tmp_path / "labels.csv", tmp_path / "m.csv", subset=5)
+    manifest = pd.read_csv(tmp_path / "m.csv", keep_default_na=False)
+    assert list(manifest.columns) == MANIFEST_COLUMNS
+    assert list(manifest.entry) == list(labels.entry)
+    assert list(manifest.label_sha256) == row_sha256s(labels, LABEL_COLUMNS)
+    for row in manifest.itertuples():
+        assert row.sha256 == file_sha256(MIRROR / "aflow_agl" / "cif" / f"{row.entry}.cif")
+        assert row.cif == f"cif/{row.entry}.cif" and row.missing == ""
+    changed = labels.assign(agl_thermal_conductivity_300K=labels.agl_thermal_conductivity_300K + 0.01)
+    assert all(a != b for a, b in zip(row_sha256s(changed, LABEL_COLUMNS), manifest.label_sha256))
+
+
+def test_copy_if_changed(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src.cif", tmp_path / "dest.cif"
+    src.write_text("a")
+    assert copy_if_changed(src, dest) and dest.read_text() == "a"
+    assert not copy_if_changed(src, dest)
+    src.write_text("b")
+    assert copy_if_changed(src, dest) and dest.read_text() == "b"
+    assert not (tmp_path / "dest.cif.part").exists()
+
+
+def _tiny_mirror(mirror: Path) -> None:
+    """A mirror of two entries, ``A_ICSD_1`` (with its CIF) and ``B_ICSD_2`` (without)."""
+    (mirror / "cif").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "entry": ["A_ICSD_1", "B_ICSD_2"],
+            "compound": ["A", "B"],
+            "icsd_id": [1, 2],
+            "agl_thermal_conductivity_300K": [1.0, 2.0],
+        }
+    ).to_csv(mirror / "labels.csv", index=False)
+    (mirror / "cif" / "A_ICSD_1.cif").write_text("data_A\n")
+
+
+def test_mirror_missing_cif_gets_a_manifest_row(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    mirror = tmp_path / "mirror"
+    _tiny_mirror(mirror)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cif").mkdir()
+    (out / "cif" / "B_ICSD_2.cif").write_text("a copy from before the mirror lost it")
+    with caplog.at_level(logging.WARNING):
+        labels = copy_aflow_agl(mirror, out / "labels.csv", out / "m.csv")
+    assert list(labels.entry) == ["A_ICSD_1", "B_ICSD_2"]
+    manifest = pd.read_csv(out / "m.csv", keep_default_na=False).set_index("entry")
+    assert manifest.loc["A_ICSD_1", "sha256"] == file_sha256(mirror / "cif" / "A_ICSD_1.cif")
+    assert manifest.loc["B_ICSD_2", "sha256"] == "" and manifest.loc["B_ICSD_2", "cif"] == ""
+    assert (
+        manifest.loc["B_ICSD_2", "missing"]
+        == f"CIF missing from the mirror: {mirror / 'cif' / 'B_ICSD_2.cif'}"
+    )
+    assert not (out / "cif" / "B_ICSD_2.cif").exists(), "the stale copy is removed"
+    assert "B_ICSD_2" in caplog.text
 
 
 def test_mirror_errors_name_the_file(tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"
     (mirror / "cif").mkdir(parents=True)
-    pd.DataFrame(
-        {"entry": ["A_ICSD_1"], "compound": ["A"], "icsd_id": [1], "agl_thermal_conductivity_300K": [1.0]}
-    ).to_csv(mirror / "labels.csv", index=False)
-    with pytest.raises(FileNotFoundError, match="A_ICSD_1 has no CIF"):
-        copy_aflow_agl(mirror, tmp_path / "labels.csv", tmp_path / "m.csv")
     pd.DataFrame({"entry": ["A_ICSD_1"]}).to_csv(mirror / "labels.csv", index=False)
     with pytest.raises(ValueError, match=r"labels.csv: missing columns \['compound'"):
         copy_aflow_agl(mirror, tmp_path / "labels.csv", tmp_path / "m.csv")

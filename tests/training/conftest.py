@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from kappaflow.graphs import featurize_record, structure_to_record, write_graph_table
+from _schema import run_options
 from _tiny_ensemble import TINY_INIT_ARGS
 from kappaflow.training.runner import RunSpec
 from pymatgen.core import Structure
@@ -56,6 +57,7 @@ def tiny_spec(tmp_path: Path, graph_paths: dict[str, str], pretrained_dir: Path)
 
     def make(**overrides: object) -> RunSpec:
         values: dict[str, object] = {
+            **run_options(),
             "step": "I",
             "train_on": "Dataset1",
             "seed": 1,
@@ -63,7 +65,6 @@ def tiny_spec(tmp_path: Path, graph_paths: dict[str, str], pretrained_dir: Path)
             "graph_paths": graph_paths,
             "pretrained_dir": str(pretrained_dir),
             "init": "random",
-            "test_sets": ["Dataset1", "Dataset2", "MIX", "AFLOW"],
             "epochs": 3,
             "batch_size": 4,
             "head_hidden": [8, 8],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from kappaflow.training.health import COLLAPSE_REL_STD, collapsed_since, relative_spread, run_status
+from kappaflow.protocol import COLLAPSE_REL_STD, relative_spread
+from kappaflow.training.health import collapsed_since, run_status
 
 
 def test_run_status():

@@ -9,7 +9,7 @@ import yaml
 from kappaflow.training.options import CONFIG_OPTIONS, spec_options
 from kappaflow.training.runner import RunSpec
 
-PER_RULE = {"epochs", "test_sets"}  # set by each rule itself
+PER_RULE = {"epochs"}  # set by each rule itself
 
 
 def test_every_config_option_named_like_a_runspec_field_is_passed(repo_root: Path):
@@ -29,6 +29,7 @@ def test_spec_options_of_the_paper_config_make_a_run_spec(repo_root: Path):
         graph_paths={},
         pretrained_dir="p",
         init="random",
+        epochs=training["epochs"],
         **spec_options(training),
     )
     assert spec.collapse_patience == training["collapse_patience"] == 20

@@ -20,9 +20,9 @@ def test_dry_run_lists_training_jobs(repo_root: Path, mirror_dir: Path, tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
     smoke = yaml.safe_load((repo_root / "config" / "smoke.yaml").read_text())["training"]
-    n_seeds = len(smoke["seeds"])
-    # steps I and II on the four training sets, step III on Dataset1/Dataset2/MIX
-    assert int(counts["train"]) == n_seeds * (4 + 4 + 3)
+    n_seeds, n_sets = len(smoke["seeds"]), len(smoke["train_sets"])
+    assert "AFLOW" not in smoke["train_sets"], "then step III would have one set fewer"
+    assert int(counts["train"]) == int(counts["evaluate_run"]) == n_seeds * 3 * n_sets
     assert int(counts["train_stage1"]) == n_seeds
     for seed in smoke["seeds"]:
         assert f"results/models/stepIII/MIX/run{seed}/predictions.parquet" in result.stdout

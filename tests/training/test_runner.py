@@ -13,12 +13,21 @@ import pytest
 import torch
 from kappaflow.training.checkpoint import load_trained, read_checkpoint
 from kappaflow.training.data import read_graphs, split_set
+from kappaflow.training.evaluate import evaluate_run
 from kappaflow.training.predict import predict_kappa
 from kappaflow.training.runner import partial_dir, train_run
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.training.splits import SplitError
 
 HEAD = [32, 32]
+TEST_SETS = ["Dataset1", "Dataset2", "MIX", "AFLOW"]
+
+
+def evaluate(result, graph_paths: dict[str, str], test_sets=TEST_SETS) -> pd.DataFrame:
+    """The evaluation job of a finished run (rule evaluate_run): its predictions.parquet on ``test_sets``."""
+    out = result.out_dir
+    return evaluate_run(out / "run.json", out / "best.ckpt", graph_paths, test_sets, out / "predictions.parquet",
+                        batch_size=5)
 
 
 class SimulatedKill(RuntimeError):
@@ -69,43 +78,45 @@ def test_outputs_follow_the_contract(tiny_spec, graph_paths):
     out = result.out_dir
     info = json.loads((out / "run.json").read_text())
     for key in ("step", "train_on", "seed", "status", "best_epoch", "best_val_loss", "wall_s", "n_train",
-                "n_val", "scaler"):
+                "n_val", "scaler", "val_fraction"):
         assert key in info
+    assert {"version", "commit"} <= set(info["kappaflow"]), "run.json names the code that trained it"
+    assert not (out / "predictions.parquet").exists(), "evaluation is a job of its own"
     assert info["status"] in ("ok", "collapsed", "diverged")
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns[:3]) == ["epoch", "train_loss", "val_loss"] and len(metrics) == 3
     assert info["best_val_loss"] == pytest.approx(metrics.val_loss.min())
     assert info["best_epoch"] == int(metrics.val_loss.idxmin())
-    pred = pd.read_parquet(out / "predictions.parquet")
+    pred = evaluate(result, graph_paths)
+    pd.testing.assert_frame_equal(pred, pd.read_parquet(out / "predictions.parquet"))
     assert list(pred.columns) == ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
     graphs = read_graphs(graph_paths)
-    for test_on in spec.test_sets:
+    for test_on in TEST_SETS:
         val = split_set(test_on, graphs, spec.seed, spec.val_fraction).val
         assert list(pred.loc[pred.test_on == test_on, "id"]) == list(val.ids)
     assert np.isfinite(pred.kappa_pred).all()
     # the scaler is the training split's and is stored in the checkpoint
     split = split_set("Dataset1", graphs, 1, 0.2)
     model, scaler = load_trained(out / "best.ckpt")
-    assert scaler == TargetScaler.fit(split.train.targets)
+    assert scaler == TargetScaler.fit(split.train.targets, spec.target)
     assert info["scaler"] == scaler.to_dict()
     assert not partial_dir(out).exists()
 
 
 def test_stage2_evaluation_uses_its_own_scaler(tiny_spec, tmp_path):
     """Step III: stage 2 refits the scaler on its own training split; predictions use that scaler."""
-    stage1 = train_run(tiny_spec(step="stage1", train_on="AFLOW", test_sets=[], head_hidden=HEAD,
+    stage1 = train_run(tiny_spec(step="stage1", train_on="AFLOW", head_hidden=HEAD,
                                  out_dir=str(tmp_path / "stage1" / "run1")))
-    assert not (stage1.out_dir / "predictions.parquet").exists()
     stage2 = train_run(tiny_spec(step="III", init="checkpoint", init_checkpoint=str(stage1.out_dir / "best.ckpt"),
-                                 head_hidden=HEAD, out_dir=str(tmp_path / "III" / "run1"), test_sets=["Dataset1"]))
+                                 head_hidden=HEAD, out_dir=str(tmp_path / "III" / "run1")))
     _, scaler1 = load_trained(stage1.out_dir / "best.ckpt")
     model2, scaler2 = load_trained(stage2.out_dir / "best.ckpt")
     assert scaler2 != scaler1
     assert stage2.info["scaler"] == scaler2.to_dict()
     graphs = read_graphs({"dataset1": tiny_spec().graph_paths["dataset1"]})
     split = split_set("Dataset1", graphs, 1, 0.2)
-    assert scaler2 == TargetScaler.fit(split.train.targets)
-    pred = pd.read_parquet(stage2.out_dir / "predictions.parquet")
+    assert scaler2 == TargetScaler.fit(split.train.targets, "log10_kappa_plus_1")
+    pred = evaluate(stage2, tiny_spec().graph_paths, ["Dataset1"])
     right = predict_kappa(model2, scaler2, split.val)
     wrong = predict_kappa(model2, scaler1, split.val)
     np.testing.assert_allclose(pred.kappa_pred.to_numpy(), right, rtol=1e-6)
@@ -140,8 +151,8 @@ def test_same_seed_same_result(tiny_spec, tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(first.out_dir / "metrics.csv"), pd.read_csv(second.out_dir / "metrics.csv"))
     a, b = _state(first.out_dir / "best.ckpt"), _state(second.out_dir / "best.ckpt")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    pd.testing.assert_frame_equal(pd.read_parquet(first.out_dir / "predictions.parquet"),
-                                  pd.read_parquet(second.out_dir / "predictions.parquet"))
+    graph_paths = tiny_spec().graph_paths
+    pd.testing.assert_frame_equal(evaluate(first, graph_paths), evaluate(second, graph_paths))
 
 
 def test_nan_loss_marks_run_diverged(tiny_spec):
@@ -156,7 +167,7 @@ def test_collapsed_run_is_flagged(tiny_spec, monkeypatch):
     from kappaflow.training import runner
 
     monkeypatch.setattr(runner, "predict_kappa", lambda model, scaler, graphs, batch_size=64: np.full(len(graphs), 3.0))
-    result = train_run(tiny_spec(epochs=1, head_hidden=HEAD, test_sets=["Dataset1"]))
+    result = train_run(tiny_spec(epochs=1, head_hidden=HEAD))
     assert result.status == "collapsed"
     assert json.loads((result.out_dir / "run.json").read_text())["status"] == "collapsed"
 
@@ -203,7 +214,18 @@ def test_too_small_dataset(tiny_spec, graph_paths, tmp_path):
     table = pq.read_table(graph_paths["dataset1"]).slice(0, 4)
     path = tmp_path / "dataset1.parquet"
     pq.write_table(table, path)
-    spec = tiny_spec(test_sets=[])
+    spec = tiny_spec()
     spec.graph_paths = {**spec.graph_paths, "dataset1": str(path)}
     with pytest.raises(SplitError, match="too small to split"):
         train_run(spec)
+
+
+def test_log10_kappa_target_with_l1_loss_trains_and_predicts_positive_kappa(tiny_spec, graph_paths):
+    result = train_run(tiny_spec(head_hidden=HEAD, target="log10_kappa", loss="l1_log", grad_clip_norm=1.0))
+    assert result.status == "ok"
+    _, scaler = load_trained(result.out_dir / "best.ckpt")
+    assert scaler.offset == 0.0 and result.info["scaler"]["offset"] == 0.0
+    metrics = pd.read_csv(result.out_dir / "metrics.csv")
+    assert np.isfinite(metrics[["train_loss", "val_loss"]].to_numpy()).all()
+    pred = evaluate(result, graph_paths)
+    assert (pred.kappa_pred > 0).all()

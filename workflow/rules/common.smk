@@ -1,25 +1,40 @@
 # Shared configuration, constants and input/target functions of every module (rules live in the
 # other .smk files; keeping functions here keeps `snakemake --lint` clean).
 import math
+import os
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-# The kappaflow package lives beside the scripts; importable without installing it.
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+# The kappaflow package lives beside the scripts; importable without installing it. Script jobs
+# run a copy under .snakemake/scripts/, where an editable install (maybe of another clone) would
+# win: PYTHONPATH puts this checkout's package first for them too (jobs re-read this file). It is
+# set, not required, hence no envvars directive.
+SCRIPTS_DIR = str(Path(workflow.basedir) / "workflow" / "scripts")
+sys.path.insert(0, SCRIPTS_DIR)
+PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SCRIPTS_DIR]
+os.environ.update(PYTHONPATH=os.pathsep.join([SCRIPTS_DIR, *PYTHONPATH]))
 
+from kappaflow import protocol
+from kappaflow.config_keys import unknown_keys_message
 from kappaflow.training.options import spec_options
-from kappaflow.training.sets import SET_SOURCES, sources_of
 
 
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
+# Snakemake's own message on an unknown key buries it in a dump of the whole schema: name it first.
+CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+UNKNOWN_KEYS = unknown_keys_message(
+    config, CONFIG_SCHEMA, workflow.configfiles, workflow.config_settings.config
+)
+if UNKNOWN_KEYS:
+    raise WorkflowError(UNKNOWN_KEYS)
 validate(config, schema="../schemas/config.schema.yaml")
 
-GRAPH_DATASETS = ["aflow", "dataset1", "dataset2"]
-HQ_DATASETS = ["dataset1", "dataset2"]
+GRAPH_DATASETS = list(protocol.DATASET_KEYS)
+HQ_DATASETS = list(protocol.HQ_DATASETS)
 PRETRAINED = "resources/pretrained/MEGNet-MP-2018.6.1-Eform"
 
 
@@ -38,11 +53,16 @@ if config["source"] == "mirror" and not MIRROR_DIR.is_dir():
 
 
 # ---- data.smk ----
+from kappaflow.sources.aflow import mirror_cif, read_mirror_labels
+from kappaflow.sources.materials_project import mirror_structure_files, read_hq_labels
+
 AFLOW_LABELS = "resources/aflow_agl/labels.csv"
 
 AFLOW_CIF_MANIFEST = "resources/aflow_agl/cif_manifest.csv"
 
 MP_DATASET = "resources/mp/{dataset}.parquet"
+
+MP_MANIFEST = "resources/mp/{dataset}.manifest.csv"
 
 PRETRAINED_FILES = [f"{PRETRAINED}/model.json", f"{PRETRAINED}/state.pt"]
 
@@ -53,6 +73,7 @@ def data_targets():
         AFLOW_LABELS,
         AFLOW_CIF_MANIFEST,
         *expand(MP_DATASET, dataset=HQ_DATASETS),
+        *expand(MP_MANIFEST, dataset=HQ_DATASETS),
         *PRETRAINED_FILES,
     ]
 
@@ -82,10 +103,41 @@ def hq_labels_location(wildcards):
     return str(repo_path(location))
 
 
+def hq_labels_url(wildcards):
+    """The label CSV's URL when it is downloaded; None when it is a local file (an input)."""
+    location = hq_labels_location(wildcards)
+    return location if location.startswith(("http://", "https://")) else None
+
+
 def hq_labels_input(wildcards):
     """The label CSV as an input when it is a local file (so that edits rerun the rule)."""
-    location = hq_labels_location(wildcards)
-    return [] if location.startswith(("http://", "https://")) else [location]
+    return [] if hq_labels_url(wildcards) else [hq_labels_location(wildcards)]
+
+
+def aflow_inputs(wildcards):
+    """Mirror mode: the mirror's labels.csv and the CIFs of the selected entries (the first
+    data.aflow_subset, sorted as the package does) that exist, so that a changed, added or deleted
+    CIF reruns the rule (a deleted one becomes a quarantined row); nothing online."""
+    if config["source"] != "mirror":
+        return {"mirror_labels": [], "cifs": []}
+    mirror = MIRROR_DIR / "aflow_agl"
+    labels = mirror / "labels.csv"
+    if not labels.is_file():  # reported by Snakemake as a missing input
+        return {"mirror_labels": [str(labels)], "cifs": []}
+    entries = dict.fromkeys(read_mirror_labels(mirror, config["data"]["aflow_subset"])["entry"])
+    cifs = (mirror_cif(mirror, entry) for entry in entries)
+    return {"mirror_labels": [str(labels)], "cifs": [str(cif) for cif in cifs if cif.is_file()]}
+
+
+def mp_inputs(wildcards):
+    """The label CSV when it is a local file and, in mirror mode, the mirror's structure JSONs of its
+    ids that exist (a missing one becomes a null row, which validation quarantines)."""
+    labels = hq_labels_input(wildcards)
+    if config["source"] != "mirror" or not Path(labels[0]).is_file():
+        return {"labels": labels, "structures": []}
+    ids = list(read_hq_labels(labels[0])["mp_id"])
+    structures = mirror_structure_files(ids, MIRROR_DIR / "mp" / "structures")
+    return {"labels": labels, "structures": [str(path) for path in structures]}
 
 
 # ---- prepare.smk ----
@@ -109,55 +161,45 @@ def prepare_targets():
 
 TRAINING = config["training"]
 
-
-def train_run_dir(step, train_on, seed):
-    """Output folder of one training run."""
-    return f"results/models/step{step}/{train_on}/run{seed}"
-
-
-def stage1_run_dir(seed):
-    """Output folder of the stage-1 (AFLOW) run of step III with this seed."""
-    return f"results/models/stage1/aflow/run{seed}"
+#: What a training run's outputs depend on, besides its step, set and seed (never seeds, test sets,
+#: GPUs or batch sizes of inference: those change no trained model).
+RUN_OPTIONS = spec_options(TRAINING)
 
 
 def graph_inputs(*set_names):
-    """Graph parquet files needed by these training/test sets."""
-    return {key: f"results/graphs/{key}.parquet" for key in sources_of(set_names)}
+    """``{dataset key: graph parquet}`` needed by these training/test sets."""
+    return {key: protocol.graph_file(key) for key in protocol.sources_of(set_names)}
+
+
+def run_inputs(step, train_on, stage1_seed):
+    """Graphs of the training set, the backbone (its weights unless step I starts from scratch) and, for
+    step III, the stage-1 checkpoint of run ``stage1_seed``."""
+    inputs = {**graph_inputs(train_on), "pretrained_json": f"{PRETRAINED}/model.json"}
+    if protocol.STEP_INIT[step] != "random":
+        inputs["pretrained_state"] = f"{PRETRAINED}/state.pt"
+    if step == "III":
+        inputs["stage1"] = f"{protocol.stage1_dir(stage1_seed)}/best.ckpt"
+    return inputs
 
 
 def train_inputs(wildcards):
-    """Graphs of the training set and every test set, the pretrained backbone, the stage-1 checkpoint."""
-    inputs = {
-        **graph_inputs(wildcards.train_on, *TRAINING["test_sets"]),
-        "pretrained_json": f"{PRETRAINED}/model.json",
-        "pretrained_state": f"{PRETRAINED}/state.pt",
-    }
-    if wildcards.step == "III":
-        inputs["stage1"] = f"{stage1_run_dir(wildcards.seed)}/best.ckpt"
-    return inputs
+    """Inputs of one training run (:func:`run_inputs`)."""
+    return run_inputs(wildcards.step, wildcards.train_on, wildcards.seed)
+
+
+def configured_runs(
+    name, steps=TRAINING["steps"], train_sets=TRAINING["train_sets"], seeds=TRAINING["seeds"]
+):
+    """File ``name`` of every configured training run."""
+    return [f"{protocol.run_dir(*run)}/{name}" for run in protocol.runs(steps, train_sets, seeds)]
 
 
 def train_targets():
     """Final outputs of this module for rule all (AFLOW is not a step-III target)."""
-    return [
-        f"{train_run_dir(step, train_on, seed)}/{name}"
-        for step in TRAINING["steps"]
-        for train_on in TRAINING["train_sets"]
-        if not (step == "III" and train_on == "AFLOW")
-        for seed in TRAINING["seeds"]
-        for name in ("best.ckpt", "metrics.csv", "run.json", "predictions.parquet")
-    ]
+    return [configured_runs(name) for name in ("best.ckpt", "metrics.csv", "run.json")]
 
 
 # ---- evaluate.smk ----
-
-EVAL_STEPS = config["training"]["steps"]
-
-EVAL_TRAIN_SETS = config["training"]["train_sets"]
-
-EVAL_TEST_SETS = config["training"]["test_sets"]
-
-EVAL_SEEDS = config["training"]["seeds"]
 
 BASELINE = config["baseline"]
 
@@ -176,20 +218,19 @@ FIGURE_SOURCES = {
 }
 
 
-def graph_files(set_names):
-    """``{dataset key: graph parquet}`` for the given set names."""
-    return {key: f"results/graphs/{key}.parquet" for key in sources_of(set_names)}
+def evaluation_inputs(wildcards):
+    """A trained run's checkpoint and run.json, and the graphs of every test set."""
+    folder = protocol.run_dir(wildcards.step, wildcards.train_on, wildcards.seed)
+    return {
+        "ckpt": f"{folder}/best.ckpt",
+        "run_json": f"{folder}/run.json",
+        **graph_inputs(*TRAINING["test_sets"]),
+    }
 
 
-def trained_runs(name):
-    """``name`` (run.json, predictions.parquet, metrics.csv) of every configured run; no step III on AFLOW."""
-    return [
-        f"results/models/step{step}/{train_on}/run{seed}/{name}"
-        for step in EVAL_STEPS
-        for train_on in EVAL_TRAIN_SETS
-        if not (step == "III" and train_on == "AFLOW")
-        for seed in EVAL_SEEDS
-    ]
+def heldout_fold_inputs(wildcards):
+    """Inputs of one held-out fold's run (:func:`run_inputs`; step III: stage 1 of run ``heldout.seed``)."""
+    return run_inputs(wildcards.step, wildcards.train_on, HELDOUT["seed"])
 
 
 def heldout_folds():
@@ -206,6 +247,7 @@ def heldout_folds():
 def evaluate_targets():
     """Final outputs of this module for rule all."""
     targets = [
+        configured_runs("predictions.parquet"),
         "results/tables/predictions.parquet",
         "results/tables/mape_table.csv",
         "results/tables/mape_table.md",
@@ -226,7 +268,8 @@ def evaluate_targets():
 SCAN = config["scan"]
 
 SCAN_MODELS = {
-    f"step{SCAN['step']}/{name}": f"results/models/step{SCAN['step']}/{name}" for name in SCAN["train_sets"]
+    f"step{SCAN['step']}/{name}": str(Path(protocol.run_dir(SCAN["step"], name, 0)).parent)
+    for name in SCAN["train_sets"]
 }
 
 
@@ -240,12 +283,25 @@ def scan_screening_source(wildcards):
 
 
 def scan_model_checkpoints():
-    """best.ckpt of every run of every scanned ensemble."""
-    return [
-        f"{folder}/run{seed}/best.ckpt"
-        for folder in SCAN_MODELS.values()
-        for seed in config["training"]["seeds"]
-    ]
+    """best.ckpt and run.json of every run of every scanned ensemble."""
+    return configured_runs("best.ckpt", [SCAN["step"]], SCAN["train_sets"]) + configured_runs(
+        "run.json", [SCAN["step"]], SCAN["train_sets"]
+    )
+
+
+def scan_chunk_structures(wildcards):
+    """Mirror structure JSONs of one chunk's materials (those that exist; the rest are rejected rows)."""
+    if config["source"] == "online":
+        return []
+    screening = checkpoints.scan_screening_set.get().output[0]
+    with open(screening) as handle:
+        ids = [line.split(",", 1)[0] for line in handle.read().splitlines()[1:]]
+    start = int(wildcards.chunk) * SCAN["chunk_size"]
+    paths = (
+        MIRROR_DIR / "mp" / "structures" / f"{mp_id}.json"
+        for mp_id in ids[start : start + SCAN["chunk_size"]]
+    )
+    return [str(path) for path in paths if path.is_file()]
 
 
 def scan_chunk_files(kind):

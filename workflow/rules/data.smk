@@ -2,14 +2,16 @@
 # datasets, and the pretrained MEGNet; from the offline mirror (source: mirror) or online.
 #
 # The AFLOW CIFs (resources/aflow_agl/cif/<entry>.cif) are not a Snakemake output: the rule's
-# outputs are labels.csv and a manifest of the CIFs (entry, cif, sha256). A failed or interrupted
-# download therefore keeps the CIFs it already has (Snakemake deletes only declared outputs), and
-# the next run fetches only the missing ones. Consumers take the manifest (and labels.csv) as input.
+# outputs are labels.csv and a manifest (sha256 of each label row and CIF; the reason for an entry
+# without CIF). A failed or interrupted download therefore keeps the CIFs it already has (Snakemake
+# deletes only declared outputs), and the next run fetches only the missing ones. Consumers take the
+# manifest (and labels.csv) as input. In mirror mode the mirror's labels.csv and CIFs (and structure
+# JSONs) are inputs: a changed, added or deleted file reruns its rule.
 
 
 rule aflow_agl:
     input:
-        mirror_labels=([mirror_path("aflow_agl", "labels.csv")] if config["source"] == "mirror" else []),
+        unpack(aflow_inputs),
     output:
         labels=AFLOW_LABELS,
         manifest=AFLOW_CIF_MANIFEST,
@@ -23,9 +25,6 @@ rule aflow_agl:
     params:
         source=config["source"],
         subset=config["data"]["aflow_subset"],
-        mirror_dir=lambda wildcards, input: (
-            str(Path(input.mirror_labels[0]).parent) if input.mirror_labels else None
-        ),
         online=online_settings("aflux_url", "aflow_page_size"),
     script:
         "../scripts/fetch_aflow_agl.py"
@@ -33,9 +32,10 @@ rule aflow_agl:
 
 rule mp_structures:
     input:
-        hq_labels_input,
+        unpack(mp_inputs),
     output:
-        MP_DATASET,
+        table=MP_DATASET,
+        manifest=MP_MANIFEST,
     log:
         "logs/mp_structures/{dataset}.log",
     benchmark:
@@ -47,8 +47,7 @@ rule mp_structures:
         "../../envs/data.yaml"
     params:
         source=config["source"],
-        labels=hq_labels_location,
-        mirror_dir=mirror_path("mp"),
+        labels_url=hq_labels_url,
         online=online_settings("mp_endpoint"),
     script:
         "../scripts/fetch_mp_structures.py"

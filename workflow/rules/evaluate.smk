@@ -6,9 +6,32 @@ wildcard_constraints:
     fold=r"\d+",
 
 
+# One job per trained run: its predictions on the validation split of every test set. Separate from
+# training, so adding a test set or changing a test set's data re-evaluates and never retrains. A
+# cluster profile bundles these small jobs (profiles/slurm: groups + group-components).
+rule evaluate_run:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/predictions.parquet",
+    log:
+        "logs/evaluate_run/step{step}_{train_on}_run{seed}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_run/step{step}_{train_on}_run{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        eval_batch_size=TRAINING["eval_batch_size"],
+    params:
+        test_sets=TRAINING["test_sets"],
+    script:
+        "../scripts/evaluate_run.py"
+
+
 rule baseline_paper_protocol:
     input:
-        unpack(lambda wildcards: graph_files(EVAL_TRAIN_SETS + EVAL_TEST_SETS)),
+        unpack(lambda wildcards: graph_inputs(*TRAINING["train_sets"], *TRAINING["test_sets"])),
     output:
         "results/baseline/predictions.parquet",
     log:
@@ -19,10 +42,10 @@ rule baseline_paper_protocol:
         "../../envs/train.yaml"
     threads: 2
     params:
-        train_sets=EVAL_TRAIN_SETS,
-        test_sets=EVAL_TEST_SETS,
-        seeds=EVAL_SEEDS,
-        val_fraction=config["training"]["val_fraction"],
+        train_sets=TRAINING["train_sets"],
+        test_sets=TRAINING["test_sets"],
+        seeds=TRAINING["seeds"],
+        val_fraction=TRAINING["val_fraction"],
         n_estimators=BASELINE["n_estimators"],
         min_samples_leaf=BASELINE["min_samples_leaf"],
     script:
@@ -31,9 +54,9 @@ rule baseline_paper_protocol:
 
 rule collect_runs:
     input:
-        runs=trained_runs("run.json"),
-        predictions=trained_runs("predictions.parquet"),
-        metrics=trained_runs("metrics.csv"),
+        runs=configured_runs("run.json"),
+        predictions=configured_runs("predictions.parquet"),
+        metrics=configured_runs("metrics.csv"),
         baseline=["results/baseline/predictions.parquet"] if BASELINE["enabled"] else [],
     output:
         predictions="results/tables/predictions.parquet",
@@ -102,14 +125,7 @@ rule figure:
 
 rule heldout_fold:
     input:
-        unpack(lambda wildcards: graph_files([wildcards.train_on])),
-        model_json=f"{PRETRAINED}/model.json",
-        state=f"{PRETRAINED}/state.pt",
-        stage1=lambda wildcards: (
-            [f"results/models/stage1/aflow/run{HELDOUT['seed']}/best.ckpt"]
-            if wildcards.step == "III"
-            else []
-        ),
+        unpack(heldout_fold_inputs),
     output:
         "results/heldout/step{step}/{train_on}/fold{fold}/predictions.parquet",
     log:
@@ -120,20 +136,20 @@ rule heldout_fold:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        gpu=config["training"]["gpus"],
+        gpu=TRAINING["gpus"],
     params:
         folds=HELDOUT["folds"],
         seed=HELDOUT["seed"],
-        pretrained_dir=lambda wildcards, input: str(Path(input.model_json).parent),
+        pretrained_dir=lambda wildcards, input: str(Path(input.pretrained_json).parent),
         work_dir=lambda wildcards, output: str(Path(output[0]).parent),
-        run_options={**spec_options(config["training"]), "epochs": HELDOUT["epochs"]},
+        run_options={**RUN_OPTIONS, "epochs": HELDOUT["epochs"]},
     script:
         "../scripts/evaluate_heldout_fold.py"
 
 
 rule heldout_baseline:
     input:
-        unpack(lambda wildcards: graph_files(HELDOUT["train_sets"])),
+        unpack(lambda wildcards: graph_inputs(*HELDOUT["train_sets"])),
     output:
         "results/heldout/RF/predictions.parquet",
     log:
@@ -147,7 +163,7 @@ rule heldout_baseline:
         train_sets=HELDOUT["train_sets"],
         folds=HELDOUT["folds"],
         seed=HELDOUT["seed"],
-        val_fraction=config["training"]["val_fraction"],
+        val_fraction=TRAINING["val_fraction"],
         n_estimators=BASELINE["n_estimators"],
         min_samples_leaf=BASELINE["min_samples_leaf"],
     script:

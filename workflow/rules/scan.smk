@@ -6,14 +6,16 @@ checkpoint scan_screening_set:
         "results/scan/screening_set.csv",
     log:
         "logs/scan_screening_set/all.log",
+    benchmark:
+        "logs/benchmarks/scan_screening_set/all.tsv"
     conda:
         "../../envs/data.yaml"
     threads: 1
     params:
         source=config["source"],
         limit=SCAN["limit"],
-        online=config["online"],
-        filters=SCAN["online"],
+        online=online_settings("mp_endpoint"),
+        filters=SCAN["online"] if config["source"] == "online" else None,
     script:
         "../scripts/scan_screening_set.py"
 
@@ -22,6 +24,7 @@ rule scan_chunk:
     input:
         screening="results/scan/screening_set.csv",
         models=scan_model_checkpoints(),
+        structures=scan_chunk_structures,
     output:
         predictions="results/scan/chunks/{chunk}.parquet",
         rejected="results/scan/chunks/{chunk}.rejected.csv",
@@ -33,16 +36,17 @@ rule scan_chunk:
         "../../envs/train.yaml"
     threads: 2
     resources:
-        gpu=config["training"]["gpus"],
+        gpu=TRAINING["gpus"],
+        # inference batch size: an execution setting, so a resource (changing it reruns nothing)
+        scan_batch_size=SCAN["batch_size"],
     params:
         chunk_size=SCAN["chunk_size"],
         model_dirs=SCAN_MODELS,
         source=config["source"],
         mirror_structures=str(MIRROR_DIR / "mp" / "structures"),
-        online=config["online"],
+        online=online_settings("mp_endpoint"),
         cutoff=config["data"]["cutoff"],
         min_distance=config["data"]["min_distance"],
-        batch_size=SCAN["batch_size"],
     script:
         "../scripts/scan_chunk.py"
 
@@ -55,9 +59,26 @@ rule scan_gather:
     output:
         predictions="results/scan/screening_predictions.csv",
         rejected="results/scan/rejected.csv",
-        candidates="results/scan/low_kappa_candidates.csv",
     log:
         "logs/scan_gather/all.log",
+    benchmark:
+        "logs/benchmarks/scan_gather/all.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    script:
+        "../scripts/scan_gather.py"
+
+
+rule scan_candidates:
+    input:
+        "results/scan/screening_predictions.csv",
+    output:
+        "results/scan/low_kappa_candidates.csv",
+    log:
+        "logs/scan_candidates/all.log",
+    benchmark:
+        "logs/benchmarks/scan_candidates/all.tsv"
     conda:
         "../../envs/data.yaml"
     threads: 1
@@ -65,7 +86,7 @@ rule scan_gather:
         n_candidates=SCAN["n_candidates"],
         max_rel_std=SCAN["max_rel_std"],
     script:
-        "../scripts/scan_gather.py"
+        "../scripts/scan_candidates.py"
 
 
 rule scan_figure:
@@ -81,6 +102,8 @@ rule scan_figure:
         pdf="results/figures/scan_low_kappa.pdf",
     log:
         "logs/scan_figure/all.log",
+    benchmark:
+        "logs/benchmarks/scan_figure/all.tsv"
     conda:
         "../../envs/plot.yaml"
     threads: 1

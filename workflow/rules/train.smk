@@ -1,7 +1,12 @@
 # Training: steps I, II, III of the ParAIsite protocol (kappaflow.training.runner).
 #
-# Outputs per run: results/models/step{step}/{train_on}/run{seed}/ (best.ckpt, metrics.csv, run.json,
-# predictions.parquet) and, for step III, the shared stage-1 runs results/models/stage1/aflow/run{seed}/.
+# Outputs per run: results/models/step{step}/{train_on}/run{seed}/ (best.ckpt, metrics.csv, run.json)
+# and, for step III, the shared stage-1 runs results/models/stage1/aflow/run{seed}/. Evaluating a run on
+# the test sets is its own job (rule evaluate_run, evaluate.smk), so adding a test set never retrains.
+#
+# params hold exactly what a run's outputs depend on (its step, set, init, epochs and RUN_OPTIONS);
+# the seed is a wildcard, and execution settings (GPUs, threads) are resources, so adding a seed or
+# moving to a GPU reruns nothing that exists.
 #
 # Resume: a killed job keeps its state in the undeclared sibling folder `run{seed}.partial/`
 # (last.ckpt, best-*.ckpt, spec.json), which Snakemake does not delete; rerunning the job resumes from
@@ -13,8 +18,8 @@
 # train_stage1:gpu=1`) and maps `gpu` to its executor's keys (snakemake-executor-plugin-slurm reads
 # `gpu`/`gres` directly). Lightning picks the accelerator itself (accelerator="auto").
 wildcard_constraints:
-    step="I|II|III",
-    train_on="|".join(SET_SOURCES),
+    step="|".join(protocol.STEPS),
+    train_on="|".join(protocol.SET_SOURCES),
     seed=r"\d+",
 
 
@@ -24,9 +29,9 @@ rule train_stage1:
         pretrained_json=f"{PRETRAINED}/model.json",
         pretrained_state=f"{PRETRAINED}/state.pt",
     output:
-        ckpt="results/models/stage1/aflow/run{seed}/best.ckpt",
-        metrics="results/models/stage1/aflow/run{seed}/metrics.csv",
-        run_json="results/models/stage1/aflow/run{seed}/run.json",
+        ckpt=f"{protocol.stage1_dir('{seed}')}/best.ckpt",
+        metrics=f"{protocol.stage1_dir('{seed}')}/metrics.csv",
+        run_json=f"{protocol.stage1_dir('{seed}')}/run.json",
     log:
         "logs/train_stage1/run{seed}.log",
     benchmark:
@@ -42,10 +47,9 @@ rule train_stage1:
     params:
         step="stage1",
         train_on="AFLOW",
-        init="pretrained",
+        init=protocol.STEP_INIT["stage1"],
         epochs=TRAINING["stage1_epochs"],
-        test_sets=[],
-        training=TRAINING,
+        options=RUN_OPTIONS,
     script:
         "../scripts/train_run.py"
 
@@ -54,28 +58,24 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        ckpt="results/models/step{step}/{train_on}/run{seed}/best.ckpt",
-        metrics="results/models/step{step}/{train_on}/run{seed}/metrics.csv",
-        run_json="results/models/step{step}/{train_on}/run{seed}/run.json",
-        predictions="results/models/step{step}/{train_on}/run{seed}/predictions.parquet",
+        ckpt=f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/best.ckpt",
+        metrics=f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/metrics.csv",
+        run_json=f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/run.json",
     log:
         "logs/train/step{step}_{train_on}_run{seed}.log",
     benchmark:
         "logs/benchmarks/train/step{step}_{train_on}_run{seed}.tsv"
     conda:
         "../../envs/train.yaml"
-    # One intra-op thread per run: MEGNet's small matrices gain little from more, and a busy
-    # machine oversubscribed with OpenMP threads runs 10-30x slower; parallelism comes from
-    # running several runs at once (--cores N). Profiles may raise it with set-threads.
+    # One thread per run, as train_stage1.
     threads: 1
     resources:
         gpu=TRAINING["gpus"],
     params:
         step=lambda wildcards: wildcards.step,
         train_on=lambda wildcards: wildcards.train_on,
-        init=lambda wildcards: {"I": "random", "II": "pretrained", "III": "checkpoint"}[wildcards.step],
+        init=lambda wildcards: protocol.STEP_INIT[wildcards.step],
         epochs=TRAINING["epochs"],
-        test_sets=TRAINING["test_sets"],
-        training=TRAINING,
+        options=RUN_OPTIONS,
     script:
         "../scripts/train_run.py"

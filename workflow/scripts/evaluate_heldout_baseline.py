@@ -5,7 +5,7 @@ from kappaflow.logs import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.heldout import write_baseline_heldout
-from kappaflow.training.sets import graph_paths
+from kappaflow.protocol import graph_paths
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
 write_baseline_heldout(

@@ -5,7 +5,7 @@ from kappaflow.logs import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.heldout import train_fold
-from kappaflow.training.sets import graph_paths
+from kappaflow.protocol import graph_paths
 
 inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 train_fold(
@@ -18,6 +18,6 @@ train_fold(
     params.pretrained_dir,
     params.work_dir,
     snakemake.output[0],  # noqa: F821
-    stage1_checkpoint=inputs.stage1[0] if inputs.stage1 else None,
+    stage1_checkpoint=inputs.stage1 if "stage1" in inputs.keys() else None,
     **params.run_options,
 )

@@ -1,15 +1,18 @@
 """Snakemake adapter: AFLOW AGL labels and CIFs (mirror or AFLUX)."""
 
+from pathlib import Path
+
 from kappaflow.logs import log_to_file
 from kappaflow.sources.aflow import acquire_aflow_agl
 
-log_to_file(snakemake.log[0])  # noqa: F821
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log_to_file(smk.log[0])
 
 acquire_aflow_agl(
-    snakemake.params.source,  # noqa: F821
-    labels_csv=snakemake.output.labels,  # noqa: F821
-    manifest_csv=snakemake.output.manifest,  # noqa: F821
-    subset=snakemake.params.subset,  # noqa: F821
-    mirror_dir=snakemake.params.mirror_dir,  # noqa: F821
-    online=snakemake.params.online,  # noqa: F821
+    smk.params.source,
+    labels_csv=smk.output.labels,
+    manifest_csv=smk.output.manifest,
+    subset=smk.params.subset,
+    mirror_dir=Path(smk.input.mirror_labels[0]).parent if smk.input.mirror_labels else None,
+    online=smk.params.online,
 )

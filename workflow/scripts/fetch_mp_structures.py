@@ -3,12 +3,14 @@
 from kappaflow.logs import log_to_file
 from kappaflow.sources.materials_project import acquire_mp_dataset
 
-log_to_file(snakemake.log[0])  # noqa: F821
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log_to_file(smk.log[0])
 
 acquire_mp_dataset(
-    snakemake.params.source,  # noqa: F821
-    labels=snakemake.params.labels,  # noqa: F821
-    parquet=snakemake.output[0],  # noqa: F821
-    mirror_dir=snakemake.params.mirror_dir,  # noqa: F821
-    online=snakemake.params.online,  # noqa: F821
+    smk.params.source,
+    labels=smk.input.labels[0] if smk.input.labels else smk.params.labels_url,
+    parquet=smk.output.table,
+    manifest=smk.output.manifest,
+    mirror_files=list(smk.input.structures),
+    online=smk.params.online,
 )

@@ -1,4 +1,4 @@
-"""Snakemake adapter: join the scan chunks, check rows in = predicted + rejected, pick the candidates."""
+"""Snakemake adapter: join the scan chunks, check rows in = predicted + rejected."""
 
 from kappaflow.logs import log_to_file
 
@@ -12,7 +12,4 @@ gather_scan(
     rejected_parts=snakemake.input.rejected,  # noqa: F821
     predictions_out=snakemake.output.predictions,  # noqa: F821
     rejected_out=snakemake.output.rejected,  # noqa: F821
-    candidates_out=snakemake.output.candidates,  # noqa: F821
-    n_candidates=snakemake.params.n_candidates,  # noqa: F821
-    max_rel_std=snakemake.params.max_rel_std,  # noqa: F821
 )

@@ -15,4 +15,5 @@ validate_file(
     Limits(min_distance=smk.params.min_distance, cutoff=smk.params.cutoff),
     workers=smk.threads,
     progress=True,
+    manifest=smk.input.get("manifest"),
 )

@@ -21,7 +21,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from kappaflow.training.sets import SET_SOURCES
+from kappaflow.protocol import SET_SOURCES
 from kappaflow.training.splits import split_indices
 
 #: Element properties (pymatgen ``Element`` attributes) the statistics are taken over.

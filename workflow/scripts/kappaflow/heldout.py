@@ -22,12 +22,8 @@ import pyarrow.parquet as pq
 
 from kappaflow.baseline import fit_predict, read_materials
 from kappaflow.graphs import GraphSet
-from kappaflow.training.sets import SET_SOURCES
+from kappaflow.protocol import HELDOUT_SETS, SET_SOURCES, STEP_INIT, STEPS
 from kappaflow.training.splits import SplitError, split_indices
-
-#: Training sets the held-out protocol supports (AFLOW is the stage-1 source, not a target).
-HELDOUT_SETS: tuple[str, ...] = ("Dataset1", "Dataset2", "MIX")
-
 
 @dataclass(frozen=True)
 class FoldIndices:
@@ -147,9 +143,6 @@ def write_baseline_heldout(
 
 
 #: How each step initialises its network (``RunSpec.init``).
-STEP_INIT = {"I": "random", "II": "pretrained", "III": "checkpoint"}
-
-
 def write_subset(source: str | Path, target: str | Path, ids: Sequence[str]) -> None:
     """Copy the rows of graph parquet ``source`` whose id is in ``ids`` to ``target`` (metadata kept)."""
     table = pq.read_table(source)
@@ -184,14 +177,14 @@ def train_fold(
     from kappaflow.training.predict import predict_kappa
     from kappaflow.training.runner import RunSpec, train_run
 
-    if step not in STEP_INIT:
-        raise ValueError(f"unknown step {step!r}; expected one of {sorted(STEP_INIT)}")
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; expected one of {STEPS}")
     if step == "III" and not stage1_checkpoint:
         raise ValueError("step III needs the stage-1 checkpoint")
     work_dir = Path(work_dir)
     keys = SET_SOURCES[train_on]
     graphs = read_graphs({key: graph_paths[key] for key in keys})
-    val_fraction = float(run_options.get("val_fraction", 0.2))  # type: ignore[arg-type]
+    val_fraction = float(run_options["val_fraction"])  # type: ignore[arg-type]
     parts = set_fold_indices(train_on, {key: graphs[key].ids for key in keys}, fold, k, seed, val_fraction)
     fit_paths = {}
     for key in keys:
@@ -201,7 +194,7 @@ def train_fold(
     spec = RunSpec(
         step=step, train_on=train_on, seed=seed, out_dir=str(work_dir / "model"), graph_paths=fit_paths,
         pretrained_dir=str(pretrained_dir), init=STEP_INIT[step],
-        init_checkpoint=str(stage1_checkpoint) if step == "III" else None, test_sets=[], **run_options,
+        init_checkpoint=str(stage1_checkpoint) if step == "III" else None, **run_options,
     )
     result = train_run(spec)
     model, scaler = load_trained(Path(spec.out_dir) / "best.ckpt")

@@ -32,6 +32,7 @@ from kappaflow.graphs import (
 )
 from kappaflow.inputs import Item
 from kappaflow.model import KappaNet
+from kappaflow.protocol import FAILED_STATUSES
 from kappaflow.quotient import quotient
 from kappaflow.training.checkpoint import load_trained
 from kappaflow.training.scaling import TargetScaler
@@ -40,8 +41,6 @@ from kappaflow.validation import InvalidRow, Limits, check_structure
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "error"]
-#: Runs whose ``run.json`` status is one of these are not part of an ensemble.
-EXCLUDED_STATUSES = ("collapsed", "diverged")
 #: Structures featurized and predicted together (memory stays flat with the number of inputs).
 BLOCK_SIZE = 2048
 _RUN = re.compile(r"run(\d+)$")
@@ -105,7 +104,7 @@ def ensemble_checkpoints(model_dir: str | Path) -> list[Path]:
     for path in found:
         info = path.parent / "run.json"
         status = json.loads(info.read_text()).get("status", "ok") if info.is_file() else "ok"
-        if status in EXCLUDED_STATUSES:
+        if status in FAILED_STATUSES:
             log.warning("%s: run %s is %s; left out of the ensemble", model_dir, path.parent.name, status)
         else:
             usable.append(path)

@@ -219,10 +219,9 @@ def select_candidates(predictions: pd.DataFrame, n_candidates: int, max_rel_std:
 
 def gather_scan(
     screening_csv: str | Path, prediction_parts: Sequence[str | Path], rejected_parts: Sequence[str | Path],
-    predictions_out: str | Path, rejected_out: str | Path, candidates_out: str | Path,
-    n_candidates: int, max_rel_std: float,
+    predictions_out: str | Path, rejected_out: str | Path,
 ) -> dict[str, int]:
-    """Join the chunks, check rows in = predicted + rejected, write predictions, rejects and candidates."""
+    """Join the chunks, check rows in = predicted + rejected, write the predictions and the rejects."""
     screening = pd.read_csv(screening_csv, dtype={"mp_id": str})
     predictions = pd.concat([pd.read_parquet(path) for path in prediction_parts], ignore_index=True)
     rejected = pd.concat([pd.read_csv(path, dtype=str) for path in rejected_parts], ignore_index=True)
@@ -236,16 +235,24 @@ def gather_scan(
         )
     order = {mp_id: i for i, mp_id in enumerate(screening["mp_id"])}
     predictions = predictions.sort_values(["model", "mp_id"], key=lambda c: c.map(order) if c.name == "mp_id" else c)
-    candidates = select_candidates(predictions, n_candidates, max_rel_std)
-    for path in (predictions_out, rejected_out, candidates_out):
+    for path in (predictions_out, rejected_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     predictions[PREDICTION_COLUMNS].to_csv(predictions_out, index=False)
     rejected[REJECTED_COLUMNS].to_csv(rejected_out, index=False)
-    candidates.to_csv(candidates_out, index=False)
-    counts = {"rows_in": len(screening), "predicted": len(predicted_ids), "rejected": len(rejected_ids),
-              "candidates": len(candidates)}
+    counts = {"rows_in": len(screening), "predicted": len(predicted_ids), "rejected": len(rejected_ids)}
     log.info("scan: %s", counts)
     return counts
+
+
+def write_candidates(
+    predictions_csv: str | Path, candidates_out: str | Path, n_candidates: int, max_rel_std: float
+) -> pd.DataFrame:
+    """:func:`select_candidates` of the gathered predictions, written to ``candidates_out``."""
+    candidates = select_candidates(pd.read_csv(predictions_csv, dtype={"mp_id": str}), n_candidates, max_rel_std)
+    Path(candidates_out).parent.mkdir(parents=True, exist_ok=True)
+    candidates.to_csv(candidates_out, index=False)
+    log.info("scan: %d candidates", len(candidates))
+    return candidates
 
 
 # --- figure ----------------------------------------------------------------------------------

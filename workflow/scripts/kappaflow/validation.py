@@ -4,9 +4,11 @@ Each input row (an AFLOW label with its CIF, or a Materials Project structure wi
 either *kept*, as a ``kappaflow.graphs.STRUCTURE_SCHEMA`` record, or *rejected* with one
 human-readable reason naming the file or row. Checks, in order (the first failure is reported):
 
-1. the id is present and not seen before in the table (later duplicates are rejected);
+1. the id is present and not seen before in the table: a later duplicate with the same κ is
+   rejected; duplicates with different κ are all rejected (a conflict, naming the values);
 2. κ is a finite number > 0 (W/mK);
-3. the structure parses (empty file, unreadable CIF, no structure from Materials Project);
+3. the structure exists and parses (a CIF missing from its source, as the acquisition manifest
+   says; an empty file, an unreadable CIF, no structure from Materials Project);
 4. the structure is ordered and has atoms, and every element is one of MEGNet's 89 types;
 5. the cell is not degenerate (volume > 0) and the coordinates are finite;
 6. no two atoms (periodic images included) are closer than ``min_distance``;
@@ -41,6 +43,8 @@ from kappaflow import graphs
 log = logging.getLogger(__name__)
 
 AFLOW_COLUMNS = ("entry", "agl_thermal_conductivity_300K")
+#: Columns of the AFLOW acquisition manifest that validation reads (an empty sha256: no CIF, why).
+MANIFEST_COLUMNS = ("entry", "sha256", "missing")
 MP_COLUMNS = ("mp_id", "ltc_wmk", "structure")
 REJECTED_COLUMNS = ["dataset", "id", "reason"]
 #: Cells whose volume is below this fraction of a·b·c are degenerate (flat).
@@ -59,13 +63,17 @@ class Limits:
 
 @dataclass(frozen=True)
 class Row:
-    """One input row: where it comes from (for messages), its id, κ and the structure source."""
+    """One input row: where it comes from (for messages), its id, κ and the structure source.
+
+    ``missing`` is why the acquisition found no structure (from its manifest), empty otherwise.
+    """
 
     where: str
     id: str
     kappa: object
     cif_path: Path | None = None
     structure_json: str | None = None
+    missing: str = ""
 
 
 @dataclass
@@ -228,6 +236,8 @@ def validate_row(row: Row, dataset: str, limits: Limits) -> tuple[dict[str, obje
     """(record, None) for a valid row, (None, reason) otherwise; never raises for bad data."""
     try:
         kappa = check_kappa(row.kappa)
+        if row.missing:
+            raise InvalidRow(row.missing)
         if row.cif_path is not None:
             structure = parse_cif(row.cif_path)
         else:
@@ -241,21 +251,47 @@ def validate_row(row: Row, dataset: str, limits: Limits) -> tuple[dict[str, obje
     return record, None
 
 
+def screen_ids(rows: Sequence[Row]) -> dict[int, str]:
+    """Rejection reasons of the rows that fail on their id alone, by row index.
+
+    A row without id; a later duplicate of an id whose rows all carry the same κ (the first is
+    checked); every row of an id whose duplicates carry different κ (which one is right is unknown).
+    """
+    reasons: dict[int, str] = {}
+    by_id: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        if row.id:
+            by_id.setdefault(row.id, []).append(index)
+        else:
+            reasons[index] = f"{row.where}: missing id"
+    for id_, indices in by_id.items():
+        values = list(dict.fromkeys(_kappa_text(rows[index].kappa) for index in indices))
+        if len(values) > 1:
+            conflict = f"conflicting duplicates of id {id_}: κ = {' and '.join(values)} W/mK"
+            reasons.update({index: f"{rows[index].where}: {conflict}" for index in indices})
+            continue
+        for index in indices[1:]:
+            reasons[index] = f"{rows[index].where}: duplicate id {id_} (first at {rows[indices[0]].where})"
+    return reasons
+
+
+def _kappa_text(value: object) -> str:
+    """κ as text for comparing duplicates: numbers by value (``5.0`` equals ``"5"``), anything else as is."""
+    try:
+        return str(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def validate_rows(
     rows: Sequence[Row], dataset: str, limits: Limits, workers: int = 1, progress: bool = False
 ) -> ValidationResult:
     """Validate ``rows`` (in parallel when ``workers`` > 1); kept and rejected rows keep the input order."""
     outcomes: list[tuple[dict[str, object] | None, str | None]] = [(None, None)] * len(rows)
-    first_seen: dict[str, str] = {}
-    todo = []
-    for index, row in enumerate(rows):
-        if not row.id:
-            outcomes[index] = (None, f"{row.where}: missing id")
-        elif row.id in first_seen:
-            outcomes[index] = (None, f"{row.where}: duplicate id {row.id} (first at {first_seen[row.id]})")
-        else:
-            first_seen[row.id] = row.where
-            todo.append(index)
+    id_reasons = screen_ids(rows)
+    for index, reason in id_reasons.items():
+        outcomes[index] = (None, reason)
+    todo = [index for index in range(len(rows)) if index not in id_reasons]
     check = functools.partial(validate_row, dataset=dataset, limits=limits)
     chunksize = max(1, len(todo) // (16 * max(workers, 1)))
     bar = tqdm(total=len(todo), desc=f"validate {dataset}", unit="row", disable=not progress, mininterval=2.0)
@@ -291,11 +327,27 @@ def _id(value: object) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
 
 
-def aflow_rows(labels_csv: str | Path, cif_dir: str | Path) -> list[Row]:
-    """Rows of the AFLOW label table; each entry's CIF is ``<cif_dir>/<entry>.cif``."""
+def manifest_missing(manifest_csv: str | Path) -> dict[str, str]:
+    """``{entry: reason}`` of the entries that an AFLOW acquisition manifest lists without CIF."""
+    manifest_csv = Path(manifest_csv)
+    manifest = pd.read_csv(manifest_csv, dtype=str, keep_default_na=False)
+    _require_columns(manifest, MANIFEST_COLUMNS, manifest_csv)
+    absent = manifest[manifest["sha256"] == ""]
+    return dict(zip(absent["entry"], absent["missing"]))
+
+
+def aflow_rows(
+    labels_csv: str | Path, cif_dir: str | Path, manifest_csv: str | Path | None = None
+) -> list[Row]:
+    """Rows of the AFLOW label table; each entry's CIF is ``<cif_dir>/<entry>.cif``.
+
+    With the acquisition manifest, an entry it lists without CIF carries its reason (and is rejected
+    with it, whatever ``cif_dir`` holds).
+    """
     labels_csv, cif_dir = Path(labels_csv), Path(cif_dir)
     labels = pd.read_csv(labels_csv, dtype={"entry": str})
     _require_columns(labels, AFLOW_COLUMNS, labels_csv)
+    missing = manifest_missing(manifest_csv) if manifest_csv is not None else {}
     rows = []
     for line, (entry, kappa) in enumerate(
         zip(labels["entry"], labels["agl_thermal_conductivity_300K"]), start=2
@@ -303,7 +355,7 @@ def aflow_rows(labels_csv: str | Path, cif_dir: str | Path) -> list[Row]:
         entry = _id(entry)
         cif = cif_dir / f"{entry}.cif"
         where = str(cif) if entry else f"{labels_csv} line {line}"
-        rows.append(Row(where=where, id=entry, kappa=kappa, cif_path=cif))
+        rows.append(Row(where=where, id=entry, kappa=kappa, cif_path=cif, missing=missing.get(entry, "")))
     return rows
 
 
@@ -346,6 +398,7 @@ def validate_file(
     limits: Limits,
     workers: int = 1,
     progress: bool = False,
+    manifest: str | Path | None = None,
 ) -> ValidationResult:
     """Validate one dataset and write its kept and rejected rows.
 
@@ -358,9 +411,10 @@ def validate_file(
         limits: geometric limits.
         workers: processes for the row checks.
         progress: show a progress bar.
+        manifest: the AFLOW acquisition manifest (its entries without CIF are rejected with its reason).
     """
     source = Path(source)
-    rows = aflow_rows(source, source.parent / "cif") if dataset == "aflow" else mp_rows(source)
+    rows = aflow_rows(source, source.parent / "cif", manifest) if dataset == "aflow" else mp_rows(source)
     result = validate_rows(rows, dataset, limits, workers=workers, progress=progress)
     write_result(result, structures, rejected)
     return result

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from kappaflow.evaluation.metrics import mae_log10, mape, metric_frame, spearman
-from kappaflow.evaluation.runs import FAILED_STATUSES, collect_runs
+from kappaflow.evaluation.runs import collect_runs
 from kappaflow.evaluation.tables import (
     heldout_markdown,
     heldout_table,
@@ -20,7 +20,6 @@ from kappaflow.evaluation.tables import (
 )
 
 __all__ = [
-    "FAILED_STATUSES",
     "collect_runs",
     "heldout_markdown",
     "heldout_table",

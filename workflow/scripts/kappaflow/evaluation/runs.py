@@ -1,8 +1,8 @@
 """Read trained runs: ``run.json`` and ``predictions.parquet`` of every run directory.
 
 A run whose ``run.json`` status is not ``"ok"`` is failed. As a safety net a run marked ``"ok"``
-whose predictions hold NaN/inf is re-marked ``"diverged"``, and one whose predictions are all the
-same value ``"collapsed"``, with a warning, so that no failed run is averaged in silently.
+whose predictions say otherwise (:func:`kappaflow.protocol.prediction_status`: non-finite or constant)
+is re-marked, with a warning, so that no failed run is averaged in silently.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kappaflow.protocol import OK, prediction_status
+
 log = logging.getLogger(__name__)
 
-#: run.json statuses that exclude a run from the means.
-FAILED_STATUSES = ("collapsed", "diverged")
+#: Columns of a run's ``predictions.parquet``.
 PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
 #: ``run.json`` keys copied into the run frame as they are (absent in older runs: empty);
 #: ``collapsed_at_epoch``: first epoch of the constant predictions a collapsed run ended with
@@ -26,22 +27,13 @@ PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "ka
 _META_COLUMNS = ("best_epoch", "best_val_loss", "collapsed_at_epoch", "wall_s", "n_train", "n_val")
 #: Per-run columns of ``runs.csv``.
 RUN_COLUMNS = ["step", "train_on", "run", "status", *_META_COLUMNS]
-#: Relative spread below which a run's predictions count as constant.
-CONSTANT_RTOL = 1.0e-6
 
 
 def effective_status(status: str, kappa_pred: np.ndarray) -> str:
     """The run.json status, overridden when the predictions show a diverged or collapsed run."""
-    if status != "ok":
+    if status != OK or np.asarray(kappa_pred).size == 0:
         return status
-    pred = np.asarray(kappa_pred, dtype=float)
-    if pred.size == 0:
-        return status
-    if not np.isfinite(pred).all():
-        return "diverged"
-    if np.ptp(pred) <= CONSTANT_RTOL * max(float(np.abs(pred).max()), 1.0):
-        return "collapsed"
-    return status
+    return prediction_status(kappa_pred)
 
 
 def read_run(run_json: str | Path) -> tuple[dict[str, object], pd.DataFrame]:
@@ -63,7 +55,7 @@ def collect_runs(run_jsons: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.Data
     runs, frames = [], []
     for path in run_jsons:
         meta, predictions = read_run(path)
-        status = str(meta.get("status", "ok"))
+        status = str(meta.get("status", OK))
         checked = effective_status(status, predictions["kappa_pred"].to_numpy())
         if checked != status:
             log.warning("run %s is marked %r but its predictions look %s", Path(path).parent, status, checked)
@@ -78,7 +70,7 @@ def collect_runs(run_jsons: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.Data
             }
         )
         frames.append(predictions.assign(status=checked))
-        if checked != "ok":
+        if checked != OK:
             log.warning("run %s excluded from the means: status %s", Path(path).parent, checked)
     run_frame = pd.DataFrame(runs, columns=RUN_COLUMNS)
     pred_frame = (

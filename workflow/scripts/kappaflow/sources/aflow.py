@@ -5,9 +5,14 @@ Outputs (the data-module contract):
 - ``labels.csv``: ``entry, compound, icsd_id, agl_thermal_conductivity_300K`` (+ ``aurl`` online),
   sorted by entry;
 - ``cif/<entry>.cif`` beside it, one per label row;
-- a manifest ``entry, cif, sha256`` listing the CIFs present. The manifest, not the CIF folder, is
-  the Snakemake output, so that a failed or interrupted run keeps the CIFs it already has and the
-  next run only fetches the missing ones.
+- a manifest ``entry, label_sha256, cif, sha256, missing``, one row per label row: the checksum of
+  the label's fields, the CIF (relative to the manifest) and its checksum, or, for an entry without a
+  CIF, empty ``cif`` and ``sha256`` and the reason in ``missing`` (validation quarantines that row).
+  The manifest, not the CIF folder, is the Snakemake output, so that a failed or interrupted run
+  keeps the CIFs it already has and the next run only fetches the missing ones.
+
+From the mirror, a CIF is copied whenever its content differs from the copy in ``cif/``. An entry
+listed twice with different values is kept twice (validation quarantines both as a conflict).
 
 Online, AFLUX is queried page by page for every ICSD entry with an AGL conductivity
 (``$catalog(ICSD),agl_thermal_conductivity_300K(*)``) and each entry's CIF comes from
@@ -16,22 +21,21 @@ Online, AFLUX is queried page by page for every ICSD entry with an AGL conductiv
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import requests
 
+from kappaflow.sources.checksums import copy_if_changed, file_sha256, row_sha256s
 from kappaflow.sources.http import HttpSettings, download, get_json, make_session
 
 log = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ["entry", "compound", "icsd_id", "agl_thermal_conductivity_300K"]
-MANIFEST_COLUMNS = ["entry", "cif", "sha256"]
+MANIFEST_COLUMNS = ["entry", "label_sha256", "cif", "sha256", "missing"]
 #: AFLUX matchbook: every ICSD entry that has an AGL thermal conductivity at 300 K.
 AFLUX_MATCHBOOK = "$catalog(ICSD),agl_thermal_conductivity_300K(*)"
 _ICSD_ID = re.compile(r"_ICSD_(\d+)$")
@@ -60,8 +64,8 @@ def query_agl_entries(
 ) -> pd.DataFrame:
     """Every ICSD entry with an AGL conductivity at 300 K, as label rows sorted by entry.
 
-    Pages are requested until one comes back short or empty. Entries listed twice (AFLUX pages
-    are not guaranteed stable) are kept once.
+    Pages are requested until one comes back short or empty. Entries listed twice with the same
+    values (AFLUX pages are not guaranteed stable) are kept once; with different values, twice.
 
     Raises:
         ValueError: a page is not a JSON list, or a record lacks ``aurl``, ``compound`` or the
@@ -82,10 +86,13 @@ def query_agl_entries(
             break
         page += 1
     labels = pd.DataFrame(records, columns=[*LABEL_COLUMNS, "aurl"])
-    duplicated = labels["entry"].duplicated()
-    if duplicated.any():
-        log.warning("AFLUX listed %d entries more than once; keeping each once", int(duplicated.sum()))
-        labels = labels[~duplicated]
+    repeated = labels.duplicated()
+    if repeated.any():
+        log.warning("AFLUX listed %d entries more than once; keeping each once", int(repeated.sum()))
+        labels = labels[~repeated]
+    conflicting = sorted(set(labels.loc[labels["entry"].duplicated(), "entry"]))
+    if conflicting:
+        log.warning("AFLUX lists %s with different values; both are kept (a conflict)", conflicting)
     return _sorted_labels(labels)
 
 
@@ -100,8 +107,9 @@ def fetch_aflow_agl(
     """Query AFLUX, keep the first ``subset`` entries, download their CIFs; write labels and manifest.
 
     CIFs already in ``cif/`` are not requested again. An entry whose CIF the server does not have
-    (HTTP 404) is logged and left without one (validation rejects it); any other failure stops the
-    run after the remaining CIFs were tried, so that a rerun resumes where this one stopped.
+    (HTTP 404) is logged and left without one (a manifest row with the reason; validation rejects
+    it); any other failure stops the run after the remaining CIFs were tried, so that a rerun
+    resumes where this one stopped.
 
     Returns:
         The label table written to ``labels_csv``.
@@ -110,11 +118,15 @@ def fetch_aflow_agl(
     labels = _take_subset(query_agl_entries(session, aflux_url, page_size, settings), subset)
     cif_dir = Path(labels_csv).parent / "cif"
     cif_dir.mkdir(parents=True, exist_ok=True)
-    todo = [row for row in labels.itertuples() if not (cif_dir / f"{row.entry}.cif").exists()]
-    log.info(
-        "%d entries, %d CIFs already present, %d to download", len(labels), len(labels) - len(todo), len(todo)
-    )
+    todo = [
+        row
+        for row in labels.drop_duplicates("entry").itertuples()
+        if not (cif_dir / f"{row.entry}.cif").exists()
+    ]
+    present = labels["entry"].nunique() - len(todo)
+    log.info("%d entries, %d CIFs already present, %d to download", len(labels), present, len(todo))
     failed: list[str] = []
+    missing: dict[str, str] = {}
     for done, row in enumerate(todo):
         if done and done % 500 == 0:
             log.info("%d of %d CIFs downloaded", done, len(todo))
@@ -124,6 +136,7 @@ def fetch_aflow_agl(
         except requests.RequestException as error:
             if error.response is not None and error.response.status_code == 404:
                 log.warning("entry %s: no CIF at %s (HTTP 404); left without a structure", row.entry, url)
+                missing[row.entry] = f"no CIF at {url} (HTTP 404)"
                 continue
             log.error("entry %s: %s", row.entry, error)
             failed.append(row.entry)
@@ -132,8 +145,27 @@ def fetch_aflow_agl(
             f"{len(failed)} of {len(todo)} CIF downloads failed (first: {failed[:5]}); "
             "rerun to fetch only the missing ones"
         )
-    _write_outputs(labels, cif_dir, labels_csv, manifest_csv)
+    _write_outputs(labels, cif_dir, labels_csv, manifest_csv, missing)
     return labels
+
+
+def read_mirror_labels(mirror_dir: str | Path, subset: int | None = None) -> pd.DataFrame:
+    """The first ``subset`` label rows of the mirror's ``labels.csv``, sorted by entry.
+
+    Raises:
+        ValueError: a contract column is missing.
+    """
+    source = Path(mirror_dir) / "labels.csv"
+    labels = pd.read_csv(source)
+    missing = [column for column in LABEL_COLUMNS if column not in labels.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing}")
+    return _take_subset(_sorted_labels(labels[LABEL_COLUMNS]), subset)
+
+
+def mirror_cif(mirror_dir: str | Path, entry: str) -> Path:
+    """Where the mirror keeps the CIF of ``entry``."""
+    return Path(mirror_dir) / "cif" / f"{entry}.cif"
 
 
 def copy_aflow_agl(
@@ -141,33 +173,28 @@ def copy_aflow_agl(
 ) -> pd.DataFrame:
     """The mirror's ``labels.csv`` and CIFs (first ``subset`` entries), copied like downloads.
 
+    A CIF is copied when its copy in ``cif/`` is absent or differs (sha256). An entry whose CIF the
+    mirror lacks loses any earlier copy and gets a manifest row naming the missing file.
+
     Raises:
-        FileNotFoundError: the mirror lacks ``labels.csv`` or the CIF of a kept entry.
+        FileNotFoundError: the mirror lacks ``labels.csv``.
         ValueError: the mirror's ``labels.csv`` lacks a contract column.
     """
-    mirror_dir = Path(mirror_dir)
-    source = mirror_dir / "labels.csv"
-    labels = pd.read_csv(source)
-    missing = [column for column in LABEL_COLUMNS if column not in labels.columns]
-    if missing:
-        raise ValueError(f"{source}: missing columns {missing}")
-    labels = _take_subset(_sorted_labels(labels[LABEL_COLUMNS]), subset)
+    labels = read_mirror_labels(mirror_dir, subset)
     cif_dir = Path(labels_csv).parent / "cif"
     cif_dir.mkdir(parents=True, exist_ok=True)
     copied = 0
-    for entry in labels["entry"]:
-        dest = cif_dir / f"{entry}.cif"
-        if dest.exists():
+    missing: dict[str, str] = {}
+    for entry in dict.fromkeys(labels["entry"]):
+        src, dest = mirror_cif(mirror_dir, entry), cif_dir / f"{entry}.cif"
+        if src.is_file():
+            copied += copy_if_changed(src, dest)
             continue
-        src = mirror_dir / "cif" / f"{entry}.cif"
-        if not src.is_file():
-            raise FileNotFoundError(f"{source}: entry {entry} has no CIF {src}")
-        part = dest.with_name(dest.name + ".part")
-        shutil.copyfile(src, part)
-        part.replace(dest)
-        copied += 1
-    log.info("%d entries from %s, %d CIFs copied", len(labels), mirror_dir, copied)
-    _write_outputs(labels, cif_dir, labels_csv, manifest_csv)
+        missing[entry] = f"CIF missing from the mirror: {src}"
+        dest.unlink(missing_ok=True)
+        log.warning("entry %s: %s; left without a structure", entry, missing[entry])
+    log.info("%d entries from %s, %d CIFs copied (new or changed)", len(labels), mirror_dir, copied)
+    _write_outputs(labels, cif_dir, labels_csv, manifest_csv, missing)
     return labels
 
 
@@ -228,13 +255,28 @@ def _take_subset(labels: pd.DataFrame, subset: int | None) -> pd.DataFrame:
 
 
 def _write_outputs(
-    labels: pd.DataFrame, cif_dir: Path, labels_csv: str | Path, manifest_csv: str | Path
+    labels: pd.DataFrame,
+    cif_dir: Path,
+    labels_csv: str | Path,
+    manifest_csv: str | Path,
+    missing: dict[str, str],
 ) -> None:
+    """Write the labels and their manifest: one row per label row, an entry in ``missing`` without a CIF."""
     rows = []
-    for entry in labels["entry"]:
-        path = cif_dir / f"{entry}.cif"
-        if path.exists():
-            rows.append((entry, f"{cif_dir.name}/{path.name}", hashlib.sha256(path.read_bytes()).hexdigest()))
+    for entry, label_sha256 in zip(labels["entry"], row_sha256s(labels, LABEL_COLUMNS)):
+        if entry in missing:
+            rows.append((entry, label_sha256, "", "", missing[entry]))
+        else:
+            path = cif_dir / f"{entry}.cif"
+            rows.append((entry, label_sha256, f"{cif_dir.name}/{path.name}", file_sha256(path), ""))
     labels.to_csv(labels_csv, index=False)
-    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(manifest_csv, index=False)
-    log.info("wrote %s (%d rows) and %s (%d CIFs)", labels_csv, len(labels), manifest_csv, len(rows))
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    manifest.to_csv(manifest_csv, index=False)
+    log.info(
+        "wrote %s (%d rows) and %s (%d CIFs, %d missing)",
+        labels_csv,
+        len(labels),
+        manifest_csv,
+        int((manifest["sha256"] != "").sum()),
+        int((manifest["sha256"] == "").sum()),
+    )

@@ -17,7 +17,7 @@ import torch
 
 from kappaflow.graphs import GraphBatch, GraphSet, read_graph_set
 from kappaflow.quotient import quotient
-from kappaflow.training.sets import SET_SOURCES
+from kappaflow.protocol import SET_SOURCES
 from kappaflow.training.splits import split_indices
 
 

@@ -12,32 +12,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: Relative spread of validation predictions below which a model counts as collapsed.
-COLLAPSE_REL_STD = 1.0e-6
+from kappaflow.protocol import COLLAPSE_REL_STD, COLLAPSED, DIVERGED, prediction_status
+
 #: History column holding each epoch's relative spread of validation predictions.
 SPREAD_COLUMN = "val_pred_rel_std"
-
-
-def relative_spread(values: np.ndarray) -> float:
-    """``std / max(|mean|, 1e-12)``; NaN when any value is non-finite or there is none."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0 or not np.isfinite(values).all():
-        return float("nan")
-    return float(values.std() / max(abs(values.mean()), 1.0e-12))
 
 
 def run_status(diverged: bool, val_pred: np.ndarray, collapsed_at: int | None = None) -> str:
     """``diverged`` (non-finite loss or predictions), ``collapsed`` or ``ok``.
 
-    ``val_pred``: the kept model's validation predictions (constant: collapsed). ``collapsed_at``:
-    :func:`collapsed_since` of the history; a run whose network ended collapsed is ``collapsed`` even
-    when its kept checkpoint is from before, as a diverged run is: it did not train as the protocol says,
-    and its checkpoint is often from the first epochs.
+    ``val_pred``: the kept model's validation predictions (:func:`kappaflow.protocol.prediction_status`).
+    ``collapsed_at``: :func:`collapsed_since` of the history; a run whose network ended collapsed is
+    ``collapsed`` even when its kept checkpoint is from before, as a diverged run is: it did not train as
+    the protocol says, and its checkpoint is often from the first epochs.
     """
-    spread = relative_spread(val_pred)
-    if diverged or math.isnan(spread):
-        return "diverged"
-    return "collapsed" if spread < COLLAPSE_REL_STD or collapsed_at is not None else "ok"
+    status = prediction_status(val_pred)
+    if diverged:
+        return DIVERGED
+    return COLLAPSED if collapsed_at is not None and status != DIVERGED else status
 
 
 def collapsed_since(history: Sequence[dict[str, float]]) -> int | None:

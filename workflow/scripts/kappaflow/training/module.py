@@ -20,8 +20,9 @@ from torchmetrics.functional import mean_absolute_percentage_error
 
 from kappaflow.graphs import GraphBatch
 from kappaflow.model import KappaNet
+from kappaflow.protocol import DIVERGED, OK, relative_spread
 from kappaflow.training.flat import FlatParameters
-from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, relative_spread
+from kappaflow.training.health import SPREAD_COLUMN, collapsed_since
 from kappaflow.training.scaling import TargetScaler
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,24 @@ CKPT_KEY = "kappaflow"
 def mape_kappa(pred_scaled: Tensor, kappa_true: Tensor, scaler: TargetScaler) -> Tensor:
     """MAPE between ``scaler.inverse(pred_scaled)`` and ``kappa_true``, both on the κ scale (W/mK).
 
-    ``mean(|κ_pred - κ_true| / max(|κ_true|, ε))`` as torchmetrics computes it (a fraction, not %).
+    ``mean(|κ_pred - κ_true| / max(|κ_true|, ε))`` as torchmetrics computes it (a fraction, not %). The
+    paper's loss: with the log10(κ + 1) target its gradient vanishes at κ = -1 (a floor a run can stick at),
+    and the exponential inverse overflows on a large output.
     """
     return mean_absolute_percentage_error(scaler.inverse(pred_scaled), kappa_true)
+
+
+def l1_log(pred_scaled: Tensor, kappa_true: Tensor, scaler: TargetScaler) -> Tensor:
+    """Mean ``|log10(κ_pred + offset) - log10(κ_true + offset)|`` on the target's own log scale.
+
+    No exponential (nothing to overflow) and a gradient of the same size at every output (no floor to
+    stick at); with the log10 κ target it is the mean absolute error of log10 κ.
+    """
+    return (scaler.log_kappa(pred_scaled) - torch.log10(kappa_true + scaler.offset)).abs().mean()
+
+
+#: ``training.loss`` name → loss function.
+LOSSES = {"mape_kappa": mape_kappa, "l1_log": l1_log}
 
 
 class LoaderState(pl.Callback):
@@ -54,16 +70,18 @@ class LoaderState(pl.Callback):
 
 
 class KappaModule(pl.LightningModule):
-    """Trains a :class:`KappaNet` on standardised ``log10(κ + 1)`` with a MAPE loss on κ."""
+    """Trains a :class:`KappaNet` on the standardised target with one of :data:`LOSSES`; validates on MAPE on κ."""
 
     def __init__(
         self,
         model: KappaNet,
         scaler: TargetScaler,
-        lr: float = 1.0e-3,
-        lr_decay_epochs: int = 1000,
-        lr_min_factor: float = 0.01,
-        collapse_patience: int | None = 20,
+        lr: float,
+        lr_decay_epochs: int,
+        lr_min_factor: float,
+        collapse_patience: int | None,
+        loss: str,
+        grad_clip_norm: float | None,
     ) -> None:
         """Args:
         model: the network; its output is the standardised target.
@@ -73,6 +91,8 @@ class KappaModule(pl.LightningModule):
         lr_min_factor: ``eta_min = lr * lr_min_factor``.
         collapse_patience: stop once the validation predictions have been constant for this many
             epochs in a row (a collapsed network does not recover); ``None``: never stop for it.
+        loss: a name in :data:`LOSSES` (config ``training.loss``).
+        grad_clip_norm: clip the gradient's global norm to this before each step; ``None``: never.
         """
         super().__init__()
         self.model = model
@@ -81,9 +101,13 @@ class KappaModule(pl.LightningModule):
         self.lr_decay_epochs = lr_decay_epochs
         self.lr_min_factor = lr_min_factor
         self.collapse_patience = collapse_patience
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+        self.loss_fn = LOSSES[loss]
+        self.grad_clip_norm = grad_clip_norm
         self.val_mape = MeanAbsolutePercentageError()
         self.history: list[dict[str, float]] = []
-        self.status = "ok"
+        self.status = OK
         self._train_sum = torch.zeros(())
         self._train_n = 0
         self._val_pred: list[Tensor] = []
@@ -111,11 +135,14 @@ class KappaModule(pl.LightningModule):
             self.lr_schedulers().step()
 
     def training_step(self, batch: tuple[GraphBatch, Tensor], batch_idx: int) -> Tensor:
-        """One Adam step on the MAPE on κ; the loss is accumulated on the device (no host sync per step)."""
+        """One Adam step on the loss (gradient norm clipped if asked); the loss is accumulated on the device
+        (no host sync per step)."""
         graphs, kappa = batch
         self.flat.zero_grad()
-        loss = mape_kappa(self(graphs), kappa, self.scaler)
+        loss = self.loss_fn(self(graphs), kappa, self.scaler)
         self.manual_backward(loss)
+        if self.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_([self.flat.param], self.grad_clip_norm)
         self.optimizers().step()
         self._train_sum = self._train_sum + loss.detach() * graphs.num_graphs
         self._train_n += graphs.num_graphs
@@ -162,7 +189,7 @@ class KappaModule(pl.LightningModule):
         }
         self.history.append(row)
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
-            self.status = "diverged"
+            self.status = DIVERGED
             log.warning("epoch %d: non-finite loss (train %s, val %s): stopping, run marked diverged",
                         row["epoch"], row["train_loss"], row["val_loss"])
             self.trainer.should_stop = True

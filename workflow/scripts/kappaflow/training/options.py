@@ -19,6 +19,9 @@ CONFIG_OPTIONS = (
     "freeze_backbone",
     "val_fraction",
     "collapse_patience",
+    "target",
+    "loss",
+    "grad_clip_norm",
 )
 
 

@@ -1,8 +1,9 @@
-"""One training run end to end: split, scale, train (resumable), select the best epoch, evaluate, write.
+"""One training run end to end: split, scale, train (resumable), select the best epoch, check its health, write.
 
 Outputs in ``out_dir`` (``results/models/step{I,II,III}/{train_on}/run{seed}/`` or
-``results/models/stage1/aflow/run{seed}/``): ``best.ckpt``, ``metrics.csv``, ``run.json`` and, except
-for stage 1, ``predictions.parquet``.
+``results/models/stage1/aflow/run{seed}/``): ``best.ckpt``, ``metrics.csv`` and ``run.json`` (with the
+package version and commit that trained it). Evaluating the run on test sets is a separate job
+(:mod:`kappaflow.training.evaluate`), so that adding a test set never retrains.
 
 Resume state lives in the sibling folder ``<out_dir>.partial/`` (``last.ckpt``, the current best
 checkpoint and ``spec.json``), which is not a declared Snakemake output, so Snakemake does not delete
@@ -29,26 +30,27 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from kappaflow.allocator import retain_freed_memory
-from kappaflow.graphs import GraphSet
-from kappaflow.model import PAPER_HEAD_HIDDEN, build_kappanet
+from kappaflow.model import build_kappanet
 from kappaflow.training.checkpoint import export_checkpoint, load_trained, model_state, read_checkpoint
 from kappaflow.training.data import GraphLoader, read_graphs, split_set
-from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, relative_spread, run_status
+from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, run_status
 from kappaflow.training.module import KappaModule, LoaderState
 from kappaflow.training.predict import predict_kappa
 from kappaflow.training.scaling import TargetScaler
-from kappaflow.training.sets import sources_of
+from kappaflow.protocol import DIVERGED, OK, relative_spread, sources_of
+from kappaflow.provenance import provenance
 
 log = logging.getLogger(__name__)
 
 #: Columns of ``metrics.csv`` (one row per epoch).
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "lr", SPREAD_COLUMN]
-PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
 
 
 @dataclass
 class RunSpec:
     """Everything that defines one training run (a change restarts a partial run).
+
+    Options without a default here take theirs from the config schema (the one place defaults live).
 
     ``init`` is ``"random"`` (step I), ``"pretrained"`` (step II, stage 1) or ``"checkpoint"``
     (step III stage 2: all weights from ``init_checkpoint``, a fresh scaler and optimizer).
@@ -64,18 +66,20 @@ class RunSpec:
     out_dir: str
     graph_paths: dict[str, str]
     pretrained_dir: str
-    init: str = "pretrained"
+    init: str
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_decay_epochs: int | None
+    lr_min_factor: float
+    head_hidden: list[int]
+    freeze_backbone: bool
+    val_fraction: float
+    collapse_patience: int | None
+    target: str
+    loss: str
+    grad_clip_norm: float | None
     init_checkpoint: str | None = None
-    test_sets: list[str] = field(default_factory=list)
-    epochs: int = 300
-    batch_size: int = 8
-    lr: float = 1.0e-3
-    lr_decay_epochs: int | None = 1000
-    lr_min_factor: float = 0.01
-    head_hidden: list[int] = field(default_factory=lambda: list(PAPER_HEAD_HIDDEN))
-    freeze_backbone: bool = False
-    val_fraction: float = 0.2
-    collapse_patience: int | None = 20
     init_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,32 +138,6 @@ def _prepare_partial(spec: RunSpec) -> tuple[Path, Path | None]:
     return folder, (last if last.is_file() else None)
 
 
-def prediction_table(
-    spec: RunSpec, model: torch.nn.Module, scaler: TargetScaler, graphs: dict[str, GraphSet], batch_size: int
-) -> pd.DataFrame:
-    """Predictions of the best model on the validation split (same seed) of every test set."""
-    frames = []
-    for test_on in spec.test_sets:
-        val = split_set(test_on, graphs, spec.seed, spec.val_fraction).val
-        frames.append(
-            pd.DataFrame(
-                {
-                    "step": spec.step,
-                    "train_on": spec.train_on,
-                    "run": spec.seed,
-                    "test_on": test_on,
-                    "id": val.ids.astype(str),
-                    "formula": val.formulas.astype(str),
-                    "kappa_true": val.targets,
-                    "kappa_pred": predict_kappa(model, scaler, val, batch_size),
-                }
-            )
-        )
-    if not frames:
-        return pd.DataFrame({name: [] for name in PREDICTION_COLUMNS})
-    return pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
-
-
 def best_of(history: Sequence[dict[str, float]]) -> tuple[int | None, float | None]:
     """Epoch and value of the lowest finite validation loss (first one on ties, as ModelCheckpoint)."""
     finite = [row for row in history if math.isfinite(row["val_loss"])]
@@ -172,7 +150,6 @@ def best_of(history: Sequence[dict[str, float]]) -> tuple[int | None, float | No
 def train_run(
     spec: RunSpec,
     callbacks: Sequence[Callback] = (),
-    eval_batch_size: int = 64,
     progress_bar: bool | None = None,
 ) -> RunResult:
     """Train one run as ``spec`` says and write its outputs (see the module docstring).
@@ -180,7 +157,6 @@ def train_run(
     Args:
         spec: the run.
         callbacks: extra Lightning callbacks (tests use one to simulate a kill).
-        eval_batch_size: batch size for the final predictions.
         progress_bar: show Lightning's bar; default: only when stderr is a terminal.
 
     Raises:
@@ -196,12 +172,13 @@ def train_run(
             f"run {spec.seed}); run the stage-1 rule first"
         )
     pl.seed_everything(spec.seed, workers=True, verbose=False)
-    graphs = read_graphs({key: spec.graph_paths[key] for key in sources_of([spec.train_on, *spec.test_sets])})
+    graphs = read_graphs({key: spec.graph_paths[key] for key in sources_of([spec.train_on])})
     split = split_set(spec.train_on, graphs, spec.seed, spec.val_fraction)
-    scaler = TargetScaler.fit(split.train.targets)
+    scaler = TargetScaler.fit(split.train.targets, spec.target)
     model = build_model(spec)
     module = KappaModule(
-        model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor, spec.collapse_patience
+        model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor, spec.collapse_patience,
+        spec.loss, spec.grad_clip_norm,
     )
     folder, last = _prepare_partial(spec)
     best_cb = ModelCheckpoint(
@@ -227,10 +204,10 @@ def train_run(
     best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else folder / "last.ckpt"
     best_epoch, best_val = best_of(module.history)
     best_model, best_scaler = load_trained(best_path)
-    own_val_pred = predict_kappa(best_model, best_scaler, split.val, eval_batch_size)
+    own_val_pred = predict_kappa(best_model, best_scaler, split.val, spec.batch_size)
     collapsed_at = collapsed_since(module.history)
-    status = run_status(module.status == "diverged" or best_epoch is None, own_val_pred, collapsed_at)
-    if status != "ok":
+    status = run_status(module.status == DIVERGED or best_epoch is None, own_val_pred, collapsed_at)
+    if status != OK:
         log.warning("run %s/%s/run%d is %s (relative spread of validation predictions %.3g, collapsed since "
                     "epoch %s, kept checkpoint: epoch %s)", spec.step, spec.train_on, spec.seed, status,
                     relative_spread(own_val_pred), collapsed_at, best_epoch)
@@ -239,10 +216,6 @@ def train_run(
     pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(
         out_dir / "metrics.csv", index=False
     )
-    if spec.step != "stage1":
-        prediction_table(spec, best_model, best_scaler, graphs, eval_batch_size).to_parquet(
-            out_dir / "predictions.parquet", index=False
-        )
     info = {
         "step": spec.step,
         "train_on": spec.train_on,
@@ -261,6 +234,8 @@ def train_run(
         "init_checkpoint": spec.init_checkpoint,
         "val_pred_rel_std": relative_spread(own_val_pred),
         "device": str(trainer.strategy.root_device),
+        "val_fraction": spec.val_fraction,
+        "kappaflow": provenance(),
     }
     info = {key: None if isinstance(value, float) and not math.isfinite(value) else value
             for key, value in info.items()}

@@ -1,0 +1,203 @@
+"""The rebuild matrix: after one edit to the config or the mirror, a dry run of the finished smoke workspace
+schedules exactly the jobs whose outputs depend on what changed, and nothing more (slow).
+
+Each case writes down the expected jobs (rule and wildcards); Snakemake's dry-run reasons are printed
+when a case fails. Edits of the mirror are undone (content and mtime) before the case ends, so the
+workspace stays finished for the other tests that share it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+#: config/smoke.yaml: steps, training/test sets, seeds, held-out set and folds, scan chunks (25 in 10s).
+STEPS, SETS, SEEDS = ("I", "II", "III"), ("Dataset1", "Dataset2", "MIX"), (1, 2)
+HELDOUT_SETS, HELDOUT_FOLDS, SCAN_CHUNKS = ("Dataset1",), 2, 3
+PROTOCOL_FIGURES = ("loss_curves", "parity", "mape_heatmap", "step_bars")
+
+
+def job(rule: str, **wildcards: object) -> str:
+    """``rule[name=value,...]`` (wildcards sorted by name), as :func:`scheduled_jobs` writes a job."""
+    inner = ",".join(f"{name}={value}" for name, value in sorted(wildcards.items()))
+    return f"{rule}[{inner}]" if inner else rule
+
+
+def runs(rule: str, steps: Iterable[str] = STEPS, sets: Iterable[str] = SETS, seeds: Iterable[int] = SEEDS) -> set[str]:
+    """``train`` or ``evaluate_run`` jobs of these runs (no step III on AFLOW)."""
+    return {
+        job(rule, step=step, train_on=train_on, seed=seed)
+        for step, train_on, seed in itertools.product(steps, sets, seeds)
+        if not (step == "III" and train_on == "AFLOW")
+    }
+
+
+def stage1(seeds: Iterable[int] = SEEDS) -> set[str]:
+    return {job("train_stage1", seed=seed) for seed in seeds}
+
+
+def figures(*names: str) -> set[str]:
+    return {job("figure", figure=name) for name in names}
+
+
+#: Everything after the runs' predictions: the collected tables and the protocol's figures.
+PROTOCOL_TABLES = {"collect_runs", "mape_tables", *figures(*PROTOCOL_FIGURES), "all"}
+#: The scan after its models changed: every chunk, then gather, candidates, figure.
+SCAN = {*(job("scan_chunk", chunk=chunk) for chunk in range(SCAN_CHUNKS)), "scan_gather", "scan_candidates",
+        "scan_figure", "all"}  # fmt: skip
+
+
+def aflow_data_changed() -> set[str]:
+    """An AFLOW source file changed: its data, stage 1, step III and what reads them."""
+    return {
+        "aflow_agl", job("validate", dataset="aflow"), job("featurize", dataset="aflow"), "gather_rejected",
+        "match_aflow_hq", *stage1(), *runs("train", steps=["III"]), *runs("evaluate_run", steps=["III"]),
+        *PROTOCOL_TABLES, *figures("agl_vs_abinitio"),
+        *(job("heldout_fold", step="III", train_on=name, fold=fold) for name in HELDOUT_SETS for fold in range(HELDOUT_FOLDS)),
+        "heldout_tables", *SCAN,
+    }  # fmt: skip
+
+
+def dataset2_changed() -> set[str]:
+    """One Dataset2 label changed: retrain what trains on Dataset2 or MIX, re-evaluate what is tested on them."""
+    return {
+        job("mp_structures", dataset="dataset2"), job("validate", dataset="dataset2"),
+        job("featurize", dataset="dataset2"), "gather_rejected", "match_aflow_hq",
+        *runs("train", sets=["Dataset2", "MIX"]), *runs("evaluate_run"), "baseline_paper_protocol",
+        *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), "heldout_tables", *SCAN,
+    }  # fmt: skip
+
+
+def scheduled_jobs(output: str) -> dict[str, str]:
+    """``job → reason`` of every job a dry run lists (``rule[wildcards]`` as :func:`job` writes it)."""
+    jobs: dict[str, str] = {}
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", output):
+        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):\n", block)
+        if not head:
+            continue
+        wildcards = re.search(r"^\s+wildcards: (.+)$", block, flags=re.MULTILINE)
+        pairs = dict(pair.split("=", 1) for pair in wildcards.group(1).split(", ")) if wildcards else {}
+        reason = re.search(r"^\s+reason: (.+)$", block, flags=re.MULTILINE)
+        jobs[job(head.group(1), **pairs)] = reason.group(1) if reason else ""
+    return jobs
+
+
+@contextmanager
+def edited(path: Path, edit: Callable[[str], str] | None) -> Iterator[None]:
+    """``path`` rewritten by ``edit`` (or moved away when ``edit`` is None) until the block ends; then the
+    original content and mtime are back."""
+    stat, text = path.stat(), path.read_text()
+    if edit is None:
+        path.unlink()
+    else:
+        new = edit(text)
+        assert new != text, f"the edit of {path} changed nothing"
+        path.write_text(new)
+    try:
+        yield
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def first_aflow_cif(mirror: Path) -> Path:
+    """The CIF of the first AFLOW entry (in the smoke subset whatever its size)."""
+    entry = sorted(pd.read_csv(mirror / "aflow_agl" / "labels.csv")["entry"])[0]
+    return mirror / "aflow_agl" / "cif" / f"{entry}.cif"
+
+
+def move_last_atom(cif: str) -> str:
+    """The CIF with its last atom's fractional z moved by 0.01."""
+    lines = cif.rstrip("\n").split("\n")
+    fields = lines[-1].split()
+    fields[4] = f"{(float(fields[4]) + 0.01) % 1.0:.10f}"
+    return "\n".join([*lines[:-1], " ".join(fields)]) + "\n"
+
+
+def change_first_kappa(csv: str) -> str:
+    """The label CSV with its first κ value doubled."""
+    header, first, *rest = csv.split("\n")
+    cells = first.split(",")
+    cells[-1] = repr(2 * float(cells[-1]))
+    return "\n".join([header, ",".join(cells), *rest])
+
+
+#: Config edits (an extra config file's text) and the jobs each must schedule.
+CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
+    "no edit": ("{}\n", set()),
+    "add a seed": (
+        "training: {seeds: [1, 2, 3]}\n",
+        {*stage1([3]), *runs("train", seeds=[3]), *runs("evaluate_run", seeds=[3]), "baseline_paper_protocol",
+         *PROTOCOL_TABLES, *SCAN},
+    ),
+    "remove a seed": ("training: {seeds: [1]}\n", {"baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN}),
+    "add a test set": (
+        "training: {test_sets: [Dataset1, Dataset2, MIX, AFLOW]}\n",
+        {*runs("evaluate_run"), "baseline_paper_protocol", *PROTOCOL_TABLES},
+    ),
+    "add a train set": (
+        "training: {train_sets: [Dataset1, Dataset2, MIX, AFLOW]}\n",
+        {*runs("train", sets=["AFLOW"]), *runs("evaluate_run", sets=["AFLOW"]), "baseline_paper_protocol",
+         *PROTOCOL_TABLES},
+    ),
+    "change gpus": ("training: {gpus: 1}\n", set()),
+    "change eval_batch_size": ("training: {eval_batch_size: 7}\nscan: {batch_size: 5}\n", set()),
+    "change epochs": (
+        "training: {epochs: 3}\n",
+        {*runs("train"), *runs("evaluate_run"), *PROTOCOL_TABLES, *SCAN},
+    ),
+    "change scan.max_rel_std": ("scan: {max_rel_std: 0.5}\n", {"scan_candidates", "scan_figure", "all"}),
+    "change heldout.folds": (
+        "heldout: {folds: 3}\n",
+        {*(job("heldout_fold", step=step, train_on=name, fold=fold)
+           for step in STEPS for name in HELDOUT_SETS for fold in range(3)),
+         "heldout_baseline", "heldout_tables", "all"},
+    ),
+}  # fmt: skip
+
+
+def assert_schedules(output: str, expected: set[str], case: str) -> None:
+    jobs = scheduled_jobs(output)
+    if not expected:
+        assert not jobs and "Nothing to be done" in output, f"{case}: expected nothing to do, got {jobs}"
+        return
+    extra = {name: jobs[name] for name in sorted(set(jobs) - expected)}
+    missing = sorted(expected - set(jobs))
+    assert not extra and not missing, (
+        f"{case}: scheduled but not expected (with Snakemake's reasons): {extra}\nexpected but not scheduled: {missing}"
+    )
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_config_edit_reruns_exactly_its_dependents(case: str, smoke_run: Path, smoke_snakemake, tmp_path: Path):
+    text, expected = CONFIG_CASES[case]
+    extra = tmp_path / "edit.yaml"
+    extra.write_text(text)
+    assert_schedules(smoke_snakemake(smoke_run, str(extra), "--dry-run", "--cores", "2"), expected, case)
+
+
+@pytest.mark.parametrize(
+    ("case", "target", "edit", "expected"),
+    [
+        ("move one atom in one AFLOW CIF", first_aflow_cif, move_last_atom, aflow_data_changed()),
+        ("delete one AFLOW CIF", first_aflow_cif, None, aflow_data_changed()),
+        ("change one κ value in Dataset2", lambda mirror: mirror / "hq" / "dataset2.csv", change_first_kappa,
+         dataset2_changed()),
+    ],
+    ids=["move-atom", "delete-cif", "dataset2-kappa"],
+)  # fmt: skip
+def test_mirror_edit_reruns_exactly_its_dependents(
+    case: str, target, edit, expected: set[str], smoke_run: Path, smoke_snakemake, smoke_mirror: Path
+):
+    with edited(target(smoke_mirror), edit):
+        output = smoke_snakemake(smoke_run, "--dry-run", "--cores", "2")
+    assert_schedules(output, expected, case)
