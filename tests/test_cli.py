@@ -40,7 +40,8 @@ def test_predicts_cif_poscar_json_folder_and_mp_id(capsys, model: str, tmp_path:
     status, table, err = run(capsys, "--model", model, "--mirror-dir", str(mirror_dir),
                              cif, str(tmp_path / "POSCAR"), str(folder), "mp-1000")
     assert status == EXIT_OK and err == []
-    assert list(table.columns) == ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "error"]
+    assert list(table.columns) == ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical", "error"]
+    assert not table["unphysical"].any()
     assert list(table["input"]) == [cif, str(tmp_path / "POSCAR"), str(folder / "one.json"), str(folder / "two.cif"), "mp-1000"]
     assert table["error"].isna().all() and (table["n_models"] == 3).all()
     assert (table["pred_mean_wmk"] > 0).all() and (table["pred_std_wmk"] >= 0).all()
@@ -51,6 +52,7 @@ def test_predicts_cif_poscar_json_folder_and_mp_id(capsys, model: str, tmp_path:
 @pytest.mark.parametrize("case, reason", [
     ("unreadable", "unreadable CIF"),
     ("element", "element(s) Rn outside MEGNet"),
+    ("not_element", "unknown element(s) Xx (not chemical elements)"),
     ("isolated", "isolated atom"),
     ("unknown_id", "unknown Materials Project id"),
 ])
@@ -70,9 +72,17 @@ def test_mixed_inputs_exit_zero_and_write_parquet(capsys, model: str, tmp_path: 
                              "--batch-size", "1", "mp-1000", *map(str, paths.values()), "no/such/file.cif")
     assert status == EXIT_OK and table is None
     written = pd.read_parquet(out)
-    assert len(written) == 5 and written["error"].notna().sum() == 4
-    assert [line.split(": ")[1] for line in err[:4]] == [*map(str, paths.values()), "no/such/file.cif"]
-    assert err[-1] == "kappaflow predict: 1 of 5 structures predicted"
+    assert len(written) == 6 and written["error"].notna().sum() == 5
+    assert [line.split(": ")[1] for line in err[:5]] == [*map(str, paths.values()), "no/such/file.cif"]
+    assert err[-1] == "kappaflow predict: 1 of 6 structures predicted"
+
+
+def test_empty_checkpoint_is_a_usage_error(capsys, tmp_path: Path) -> None:
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "best.ckpt").write_bytes(b"")
+    status, table, err = run(capsys, "--model", str(tmp_path), "mp-1000")
+    assert status == EXIT_USAGE and table is None
+    assert err == [f"kappaflow predict: {tmp_path / 'run1' / 'best.ckpt'}: not a readable kappaflow checkpoint (empty file)"]
 
 
 def test_missing_model_folder_is_a_usage_error(capsys, tmp_path: Path) -> None:
@@ -93,7 +103,7 @@ def test_console_command_never_prints_a_traceback(model: str, tmp_path: Path, mi
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == EXIT_NO_PREDICTION
     assert "Traceback" not in result.stderr
-    assert len(result.stderr.splitlines()) == 5  # one per input, then the summary
+    assert len(result.stderr.splitlines()) == len(paths) + 2  # one per input, then the summary
     missing = subprocess.run([*command[:3], "predict", "--model", str(tmp_path / "none"), "mp-1000"],
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == EXIT_USAGE and "Traceback" not in missing.stderr

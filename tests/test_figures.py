@@ -68,3 +68,17 @@ def test_agl_vs_abinitio(tmp_path: Path) -> None:
                             "kappa_hq_wmk": [2.0, 30.0, 4.0]})
     _check(figures.agl_vs_abinitio(matches, tmp_path / "agl.png"))
     _check(figures.agl_vs_abinitio(matches.iloc[:0], tmp_path / "agl_empty.png"))
+
+
+def test_parity_marks_unphysical_predictions_instead_of_clipping(
+    tmp_path: Path, predictions: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = []
+    save = figures.save
+    monkeypatch.setattr(figures, "save", lambda fig, path: shown.append(fig) or save(fig, path))
+    negative = predictions.copy()
+    rows = (negative.step == "II") & (negative.train_on == "Dataset1") & (negative.test_on == "Dataset1")
+    negative.loc[rows[rows].index[:3], "kappa_pred"] = [-0.5, 0.0, -0.9]
+    _check(figures.parity(negative, tmp_path / "parity_negative.png"))
+    legends = [text.get_text() for ax in shown[0].axes if ax.get_legend() for text in ax.get_legend().get_texts()]
+    assert legends == ["κ_pred ≤ 0 W/mK: 3 (at the floor)"]

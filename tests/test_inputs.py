@@ -22,10 +22,14 @@ def test_cif_poscar_json_folder_and_id(tmp_path: Path, mirror_dir: Path, source:
     folder.mkdir()
     structure.to(filename=str(folder / "POSCAR"))
     structure.to(filename=str(folder / "a.json"))
+    structure.to(filename=str(folder / "x_POSCAR"), fmt="poscar")
     (folder / "notes.txt").write_text("not a structure")
     cif = str(mirror_dir / "aflow_agl" / "cif" / CIF)
     items = read_inputs([cif, str(folder), "mp-1000"], source)
-    assert [item.input for item in items] == [cif, str(folder / "POSCAR"), str(folder / "a.json"), "mp-1000"]
+    files = [str(folder / name) for name in ("POSCAR", "a.json", "notes.txt", "x_POSCAR")]
+    assert [item.input for item in items] == [cif, *files, "mp-1000"], "every file of a folder has a row"
+    notes = items.pop(3)
+    assert notes.structure is None and notes.error.startswith("skipped: not a structure file")
     assert all(item.error is None for item in items)
     assert {item.structure.composition.reduced_formula for item in items[1:]} == {"BaTe"}
 
@@ -56,7 +60,7 @@ def test_online_ids_without_api_key_fail_per_id(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_structure_file_names(tmp_path: Path) -> None:
-    for name in ("x.cif", "CONTCAR", "POSCAR_relaxed", "y.vasp", "z.json"):
+    for name in ("x.cif", "CONTCAR", "POSCAR_relaxed", "y.vasp", "z.json", "x_POSCAR", "relaxed.contcar"):
         (tmp_path / name).write_text("x")
         assert is_structure_file(tmp_path / name)
     (tmp_path / "readme.md").write_text("x")

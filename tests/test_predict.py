@@ -52,6 +52,20 @@ def test_mean_and_std_match_a_manual_computation(models: Path, structures: list[
     assert list(table["formula"]) == [s.composition.reduced_formula for s in structures]
 
 
+def test_a_model_predicting_kappa_at_or_below_zero_flags_the_row(
+    models: Path, structures: list[Structure], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """κ ≤ 0 is flagged, not clipped: the mean keeps the model's value."""
+    from kappaflow import predict
+
+    kappa = np.array([[-0.4, 1.0, 2.0], [0.6, 1.2, 2.2], [0.5, 1.1, 2.1]])
+    monkeypatch.setattr(predict, "ensemble_kappa", lambda ensemble, graphs, batch_size: kappa)
+    table = predict_items([Item(f"s{i}", structure=s) for i, s in enumerate(structures)],
+                          load_ensemble(models / "stepIII" / "MIX"))
+    assert list(table["unphysical"]) == [True, False, False]
+    np.testing.assert_allclose(table["pred_mean_wmk"], kappa.mean(axis=0))
+
+
 def test_single_model_has_nan_std() -> None:
     mean, std = mean_std(np.array([[1.0, 2.0]]))
     assert list(mean) == [1.0, 2.0] and np.isnan(std).all()
@@ -82,6 +96,13 @@ def test_missing_or_empty_model_folder(tmp_path: Path) -> None:
         ensemble_checkpoints(tmp_path / "nope")
     with pytest.raises(ModelError, match="no usable"):
         ensemble_checkpoints(tmp_path)
+
+
+def test_empty_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "best.ckpt").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"run1/best.ckpt: not a readable kappaflow checkpoint \(empty file\)"):
+        load_ensemble(tmp_path)
 
 
 def test_device_resolution() -> None:

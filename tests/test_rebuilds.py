@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-#: config/smoke.yaml: steps, training/test sets, seeds, held-out set and folds, scan chunks (25 in 10s).
+#: config/smoke.yaml: steps, training/test sets, seeds, held-out set and folds, scan chunks (140 in 50s).
 STEPS, SETS, SEEDS = ("I", "II", "III"), ("Dataset1", "Dataset2", "MIX"), (1, 2)
 HELDOUT_SETS, HELDOUT_FOLDS, SCAN_CHUNKS = ("Dataset1",), 2, 3
 PROTOCOL_FIGURES = ("loss_curves", "parity", "mape_heatmap", "step_bars")

@@ -59,12 +59,36 @@ def test_online_screening_query_against_a_fake_server(monkeypatch: pytest.Monkey
 
 def test_candidates_lowest_mean_among_confident() -> None:
     predictions = pd.DataFrame({
-        "mp_id": ["a", "b", "c", "d", "a", "b"], "formula": ["A", "B", "C", "D", "A", "B"],
-        "model": ["m1"] * 4 + ["m2"] * 2,
-        "pred_mean_wmk": [0.5, 1.0, 2.0, 0.1, 3.0, 1.0], "pred_std_wmk": [0.1, 0.2, 0.2, 0.5, 0.3, np.nan],
+        "mp_id": ["e", "a", "b", "c", "d", "a", "b"], "formula": ["E", "A", "B", "C", "D", "A", "B"],
+        "model": ["m1"] * 5 + ["m2"] * 2,
+        "pred_mean_wmk": [0.2, 0.5, 1.0, 2.0, 0.1, 3.0, 1.0], "pred_std_wmk": [0.01, 0.1, 0.2, 0.2, 0.5, 0.3, np.nan],
+        "unphysical": [True, False, False, False, False, False, False],  # e: some model predicts κ ≤ 0
     })
     picked = scan.select_candidates(predictions, n_candidates=2, max_rel_std=0.25)
     assert list(zip(picked["model"], picked["mp_id"], picked["rank"])) == [("m1", "a", 1), ("m1", "b", 2), ("m2", "a", 1)]
+    assert (picked["note"] == "").all()
+
+
+def test_an_ensemble_without_candidates_says_why() -> None:
+    predictions = pd.DataFrame({
+        "mp_id": ["a", "b", "c", "a", "b", "c"], "formula": ["A", "B", "C"] * 2, "model": ["m1"] * 3 + ["m2"] * 3,
+        "pred_mean_wmk": [0.5, 1.0, 2.0, 0.4, -0.2, 2.0], "pred_std_wmk": [0.1, 0.2, 0.2, 0.3, 0.5, 1.0],
+        "unphysical": [False, False, False, False, True, False],
+    })
+    picked = scan.select_candidates(predictions, n_candidates=2, max_rel_std=0.25)
+    assert list(picked["model"]) == ["m1", "m1", "m2"] and pd.isna(picked["rank"].iloc[2])
+    assert picked["note"].iloc[2] == ("no candidate: of 3 materials, 1 have an unphysical prediction (κ ≤ 0) and 2 a "
+                                      "relative std above max_rel_std 0.25 or undefined (lowest 0.5)")
+
+
+def test_excluded_elements_are_quarantined_with_their_reason(mirror_dir: Path) -> None:
+    from kappaflow.validation import Limits
+
+    rows = pd.DataFrame({"mp_id": ["mp-861724", "mp-1000"]})  # Ac2AgIr, BaTe
+    structures = {mp_id: (mirror_dir / "mp" / "structures" / f"{mp_id}.json").read_text() for mp_id in rows.mp_id}
+    records, rejected = scan.chunk_records(rows, structures, Limits(min_distance=0.5, cutoff=4.0), ["Ac", "Pu"])
+    assert [record["id"] for record in records] == ["mp-1000"]
+    assert rejected == [{"mp_id": "mp-861724", "reason": "excluded element(s) Ac (scan.exclude_elements)"}]
 
 
 def test_chunks_predict_and_reject_every_row(models: Path, tmp_path: Path, mirror_dir: Path) -> None:

@@ -54,8 +54,11 @@ def test_scan_accounts_for_every_screened_row(smoke_run: Path) -> None:
     models = predictions.model.unique()
     assert len(models) == 3
     per_model = predictions.groupby("model").mp_id.nunique()
-    assert (per_model + len(rejected) == 25).all(), "smoke config screens 25 materials"
-    assert len(pd.read_csv(scan / "low_kappa_candidates.csv")) > 0
+    assert (per_model + len(rejected) == 140).all(), "smoke config screens 140 materials"
+    assert rejected.reason.str.startswith("excluded element(s) Ac").sum() >= 100, "radioactive: not screened"
+    candidates = pd.read_csv(scan / "low_kappa_candidates.csv")
+    assert set(candidates.model) == set(models), "every ensemble has candidates or a note saying why not"
+    assert all(str(note).startswith("no candidate") for note in candidates.loc[candidates["rank"].isna(), "note"])
 
 
 def test_quarantine_accounts_for_every_input_row(smoke_run: Path) -> None:

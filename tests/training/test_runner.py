@@ -89,7 +89,9 @@ def test_outputs_follow_the_contract(tiny_spec, graph_paths):
     assert info["best_epoch"] == int(metrics.val_loss.idxmin())
     pred = evaluate(result, graph_paths)
     pd.testing.assert_frame_equal(pred, pd.read_parquet(out / "predictions.parquet"))
-    assert list(pred.columns) == ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
+    assert list(pred.columns) == ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred",
+                                  "unphysical"]
+    assert (pred.unphysical == (pred.kappa_pred <= 0)).all()
     graphs = read_graphs(graph_paths)
     for test_on in TEST_SETS:
         val = split_set(test_on, graphs, spec.seed, spec.val_fraction).val

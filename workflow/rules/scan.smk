@@ -15,7 +15,11 @@ checkpoint scan_screening_set:
         source=config["source"],
         limit=SCAN["limit"],
         online=online_settings("mp_endpoint"),
-        filters=SCAN["online"] if config["source"] == "online" else None,
+        filters=(
+            {**SCAN["online"], "exclude_elements": SCAN["exclude_elements"]}
+            if config["source"] == "online"
+            else None
+        ),
     script:
         "../scripts/scan_screening_set.py"
 
@@ -47,6 +51,7 @@ rule scan_chunk:
         online=online_settings("mp_endpoint"),
         cutoff=config["data"]["cutoff"],
         min_distance=config["data"]["min_distance"],
+        exclude_elements=SCAN["exclude_elements"],
     script:
         "../scripts/scan_chunk.py"
 

@@ -22,6 +22,7 @@ scan_chunk(
     online=snakemake.params.online,  # noqa: F821
     cutoff=snakemake.params.cutoff,  # noqa: F821
     min_distance=snakemake.params.min_distance,  # noqa: F821
+    exclude_elements=snakemake.params.exclude_elements,  # noqa: F821
     batch_size=snakemake.resources.scan_batch_size,  # noqa: F821
     device=str(resolve_device("auto")),
 )

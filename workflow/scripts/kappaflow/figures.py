@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from kappaflow.evaluation.tables import SET_ORDER, STEP_LABELS, STEP_ORDER
+from kappaflow.protocol import unphysical
 
 STEP_COLORS = {"I": "#4c72b0", "II": "#dd8452", "III": "#55a868", "RF": "#8c8c8c"}
 
@@ -95,10 +96,15 @@ def parity(predictions: pd.DataFrame, path: str | Path, test_sets: Sequence[str]
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center")
                 continue
             true = part["kappa_true"].to_numpy(float)
-            pred = np.clip(part["kappa_pred"].to_numpy(float), 1e-3, None)
-            ax.scatter(true, pred, s=8, alpha=0.5, color=STEP_COLORS.get(step, "k"), edgecolors="none")
-            lo = min(true.min(), pred.min()) / 1.5
-            hi = max(true.max(), pred.max()) * 1.5
+            pred = part["kappa_pred"].to_numpy(float)
+            bad = unphysical(pred)
+            ax.scatter(true[~bad], pred[~bad], s=8, alpha=0.5, color=STEP_COLORS.get(step, "k"), edgecolors="none")
+            lo = min(true.min(), pred[~bad].min(initial=np.inf)) / 1.5
+            hi = max(true.max(), pred[~bad].max(initial=0.0)) * 1.5
+            if bad.any():  # a log axis cannot show κ ≤ 0: mark them at its floor, never clip silently
+                ax.scatter(true[bad], np.full(int(bad.sum()), lo * 1.2), s=16, marker="v", color="red",
+                           label=f"κ_pred ≤ 0 W/mK: {int(bad.sum())} (at the floor)")
+                ax.legend(loc="lower right", fontsize=7, frameon=False)
             ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)

@@ -29,6 +29,7 @@ MP_ID = re.compile(r"^(mp|mvc)-\d+$")
 MIRROR_VARIABLE = "KAPPAFLOW_MIRROR_DIR"
 _POSCAR_NAMES = ("POSCAR", "CONTCAR")
 _SUFFIXES = (".cif", ".json", ".vasp", ".poscar")
+_EXPECTED = "*.cif, *.json, *.vasp, *.poscar, or a name with POSCAR or CONTCAR"
 
 
 @dataclass
@@ -64,10 +65,14 @@ def default_mirror_dir() -> Path:
     return (Path(__file__).resolve().parents[3] / ".." / "shared" / "data").resolve()
 
 
+def is_poscar_name(path: Path) -> bool:
+    """Whether a file's name says POSCAR or CONTCAR anywhere (``POSCAR``, ``x_POSCAR``, ``CONTCAR.relax``)."""
+    return any(name in path.name.upper() for name in _POSCAR_NAMES)
+
+
 def is_structure_file(path: Path) -> bool:
     """Whether a folder entry looks like a structure file (by suffix or POSCAR/CONTCAR name)."""
-    name = path.name.upper()
-    return path.is_file() and (path.suffix.lower() in _SUFFIXES or name.startswith(_POSCAR_NAMES))
+    return path.is_file() and (path.suffix.lower() in _SUFFIXES or is_poscar_name(path))
 
 
 def read_structure_file(path: Path) -> Structure:
@@ -83,7 +88,7 @@ def read_structure_file(path: Path) -> Structure:
         raise InvalidRow("empty file")
     if suffix == ".json":
         return parse_structure_json(text)
-    if suffix in (".vasp", ".poscar") or path.name.upper().startswith(_POSCAR_NAMES):
+    if suffix in (".vasp", ".poscar") or is_poscar_name(path):
         try:
             return Structure.from_str(text, fmt="poscar")
         except Exception as error:  # pymatgen raises many types on malformed POSCARs
@@ -126,10 +131,10 @@ def read_inputs(args: Sequence[str], source: MPSource | None = None) -> list[Ite
     for arg in args:
         path = Path(arg)
         if path.is_dir():
-            files = sorted(entry for entry in path.iterdir() if is_structure_file(entry))
-            if not files:
+            entries = sorted(entry for entry in path.iterdir() if not entry.is_dir())
+            if not any(map(is_structure_file, entries)):
                 plan.append(("error", arg, None))
-            plan.extend(("file", str(entry), entry) for entry in files)
+            plan.extend(("file" if is_structure_file(entry) else "skipped", str(entry), entry) for entry in entries)
         elif path.is_file():
             plan.append(("file", arg, path))
         elif MP_ID.match(arg):
@@ -150,8 +155,10 @@ def read_inputs(args: Sequence[str], source: MPSource | None = None) -> list[Ite
                     items.append(Item(label, structure=parse_structure_json(found)))
                 except InvalidRow as error:
                     items.append(Item(label, error=str(error)))
+        elif kind == "skipped":
+            items.append(Item(label, error=f"skipped: not a structure file by its name ({_EXPECTED})"))
         elif kind == "error":
-            items.append(Item(label, error="folder holds no structure files (*.cif, *.json, *.vasp, POSCAR*, CONTCAR*)"))
+            items.append(Item(label, error=f"folder holds no structure files ({_EXPECTED})"))
         else:
             items.append(Item(label, error="no such file or folder, and not a Materials Project id (mp-<number>)"))
     return items

@@ -32,7 +32,7 @@ from kappaflow.graphs import (
 )
 from kappaflow.inputs import Item
 from kappaflow.model import KappaNet
-from kappaflow.protocol import FAILED_STATUSES
+from kappaflow.protocol import FAILED_STATUSES, unphysical
 from kappaflow.quotient import quotient
 from kappaflow.training.checkpoint import load_trained
 from kappaflow.training.scaling import TargetScaler
@@ -40,7 +40,8 @@ from kappaflow.validation import InvalidRow, Limits, check_structure
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "error"]
+#: ``unphysical``: some model of the ensemble predicts κ ≤ 0 W/mK (:func:`kappaflow.protocol.unphysical`).
+RESULT_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical", "error"]
 #: Structures featurized and predicted together (memory stays flat with the number of inputs).
 BLOCK_SIZE = 2048
 _RUN = re.compile(r"run(\d+)$")
@@ -121,7 +122,9 @@ def load_ensemble(model_dir: str | Path, device: torch.device | str = "cpu", nam
     for path in paths:
         try:
             model, scaler = load_trained(path)
-        except (ValueError, RuntimeError, OSError) as error:
+        except ValueError as error:  # read_checkpoint names the file and why
+            raise ModelError(str(error)) from None
+        except (RuntimeError, OSError) as error:
             raise ModelError(f"{path}: not a loadable kappaflow checkpoint ({error})") from None
         models.append(model.to(device).eval())
         scalers.append(scaler)
@@ -196,7 +199,7 @@ def predict_items(
     limits = Limits(min_distance=min_distance, cutoff=ensemble.cutoff)
     rows: list[dict[str, object]] = [
         {"input": item.input, "formula": None, "pred_mean_wmk": math.nan, "pred_std_wmk": math.nan,
-         "n_models": 0, "error": item.error}
+         "n_models": 0, "unphysical": False, "error": item.error}
         for item in items
     ]
     bar = tqdm(total=len(items), desc="predict", unit="structure", disable=not progress, mininterval=0.5)
@@ -216,8 +219,11 @@ def predict_items(
                 except Exception as error:  # noqa: BLE001 (one odd structure must not stop the others)
                     rows[index]["error"] = f"cannot build its graph ({type(error).__name__}: {error})"
             if records:
-                mean, std = mean_std(ensemble_kappa(ensemble, graph_set(records, limits.cutoff), batch_size))
-                for index, m, s in zip(good, mean, std, strict=True):
-                    rows[index].update(pred_mean_wmk=float(m), pred_std_wmk=float(s), n_models=len(ensemble))
+                kappa = ensemble_kappa(ensemble, graph_set(records, limits.cutoff), batch_size)
+                mean, std = mean_std(kappa)
+                flags = unphysical(kappa).any(axis=0)
+                for index, m, s, flag in zip(good, mean, std, flags, strict=True):
+                    rows[index].update(pred_mean_wmk=float(m), pred_std_wmk=float(s), n_models=len(ensemble),
+                                       unphysical=bool(flag))
             bar.update(block.stop - block.start)
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)

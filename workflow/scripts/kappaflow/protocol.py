@@ -57,6 +57,12 @@ def prediction_status(values: Any) -> str:
     return COLLAPSED if spread < COLLAPSE_REL_STD else OK
 
 
+def unphysical(kappa: Any) -> np.ndarray:
+    """Whether each predicted κ (W/mK) is unphysical: ≤ 0, which the paper's log10(κ + 1) target allows
+    (down to -1 W/mK). Such a value is flagged wherever it is written, never clipped."""
+    return np.asarray(kappa, dtype=float) <= 0.0
+
+
 def sources_of(names: Iterable[str]) -> list[str]:
     """Dataset keys needed by the given set names, in :data:`DATASET_KEYS` order."""
     names = list(names)

@@ -3,9 +3,11 @@
 The screening set (``mp_id, formula``) comes from the mirror (``mp/screening_set.csv``) or from one
 Materials Project query for stable materials (:func:`query_screening_set`). It is predicted in chunks
 (one Snakemake job each, :func:`scan_chunk`) by every configured ensemble; rows that cannot become
-a graph go to the quarantine with their reason. :func:`gather_scan` joins the chunks, asserts
-rows in = predicted + rejected, and picks the candidates: per ensemble, the ``n_candidates``
-lowest mean κ among the materials whose relative std (std / mean) is at most ``max_rel_std``.
+a graph, or that hold an excluded element (radioactive by default), go to the quarantine with their
+reason. :func:`gather_scan` joins the chunks and asserts rows in = predicted + rejected;
+:func:`write_candidates` picks the candidates: per ensemble, the ``n_candidates`` lowest mean κ among
+the materials whose relative std (std / mean) is at most ``max_rel_std`` and that no model predicts
+unphysical; an ensemble without any says why.
 
 Each step runs in its own Snakemake env, so the heavy imports (mp-api, PyTorch, matplotlib) are
 made inside the functions that need them.
@@ -25,8 +27,9 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 SCREENING_COLUMNS = ["mp_id", "formula"]
-PREDICTION_COLUMNS = ["mp_id", "formula", "model", "pred_mean_wmk", "pred_std_wmk"]
-CANDIDATE_COLUMNS = ["model", "rank", "mp_id", "formula", "pred_mean_wmk", "pred_std_wmk", "rel_std"]
+PREDICTION_COLUMNS = ["mp_id", "formula", "model", "pred_mean_wmk", "pred_std_wmk", "unphysical"]
+#: ``note``: empty for a candidate; for an ensemble without any, its one row says why.
+CANDIDATE_COLUMNS = ["model", "rank", "mp_id", "formula", "pred_mean_wmk", "pred_std_wmk", "rel_std", "note"]
 REJECTED_COLUMNS = ["mp_id", "reason"]
 
 
@@ -134,15 +137,22 @@ def chunk_structures(
 
 
 def chunk_records(
-    rows: pd.DataFrame, structures: Mapping[str, str], limits: Any
+    rows: pd.DataFrame, structures: Mapping[str, str], limits: Any, exclude_elements: Sequence[str] = ()
 ) -> tuple[list[dict[str, object]], list[dict[str, str]]]:
-    """Graph-ready records of the rows, and ``{mp_id, reason}`` for every row that cannot become one."""
+    """Graph-ready records of the rows, and ``{mp_id, reason}`` for every row that cannot become one or
+    holds an element of ``exclude_elements``."""
+    from pymatgen.core import Element
+
     from kappaflow.validation import InvalidRow, check_record, structure_json_record
 
+    excluded_z = {Element(symbol).Z for symbol in exclude_elements}
     records, rejected = [], []
     for mp_id in rows["mp_id"]:
         try:
             record = structure_json_record(structures.get(mp_id))
+            excluded = sorted({Element.from_Z(z).symbol for z in record["atomic_numbers"] if z in excluded_z})
+            if excluded:
+                raise InvalidRow(f"excluded element(s) {', '.join(excluded)} (scan.exclude_elements)")
             check_record(record, limits)
         except InvalidRow as error:
             rejected.append({"mp_id": mp_id, "reason": str(error)})
@@ -160,6 +170,7 @@ def predict_records(
 ) -> pd.DataFrame:
     """Featurize ``records`` once and predict them with every ensemble (``{name: folder}``)."""
     from kappaflow.predict import ensemble_kappa, graph_set, load_ensemble, mean_std
+    from kappaflow.protocol import unphysical
 
     graphs = graph_set(records, cutoff)
     parts = []
@@ -167,9 +178,11 @@ def predict_records(
         ensemble = load_ensemble(folder, device, name=name)
         if ensemble.cutoff != cutoff:
             raise ValueError(f"{name}: models use a {ensemble.cutoff} Å cutoff, the scan {cutoff} Å")
-        mean, std = mean_std(ensemble_kappa(ensemble, graphs, batch_size))
+        kappa = ensemble_kappa(ensemble, graphs, batch_size)
+        mean, std = mean_std(kappa)
         parts.append(pd.DataFrame({"mp_id": graphs.ids, "formula": graphs.formulas, "model": name,
-                                   "pred_mean_wmk": mean, "pred_std_wmk": std}))
+                                   "pred_mean_wmk": mean, "pred_std_wmk": std,
+                                   "unphysical": unphysical(kappa).any(axis=0)}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PREDICTION_COLUMNS)
 
 
@@ -177,7 +190,8 @@ def scan_chunk(
     screening_csv: str | Path, chunk: int, chunk_size: int, model_dirs: Mapping[str, str | Path],
     predictions_out: str | Path, rejected_out: str | Path, source: str = "mirror",
     mirror_structures: str | Path | None = None, online: Mapping[str, Any] | None = None,
-    cutoff: float = 4.0, min_distance: float = 0.5, batch_size: int = 64, device: str = "cpu",
+    cutoff: float = 4.0, min_distance: float = 0.5, exclude_elements: Sequence[str] = (), batch_size: int = 64,
+    device: str = "cpu",
 ) -> tuple[int, int]:
     """Predict one chunk of the screening set; write its predictions and rejects; (predicted, rejected)."""
     import kappaflow.predict  # noqa: F401 (torch and matgl: imported before the freeze)
@@ -188,7 +202,8 @@ def scan_chunk(
     freeze_long_lived_objects()
     rows = chunk_rows(pd.read_csv(screening_csv, dtype={"mp_id": str, "formula": str}), chunk, chunk_size)
     structures = chunk_structures(rows["mp_id"], source, mirror_structures, online) if len(rows) else {}
-    records, rejected = chunk_records(rows, structures, Limits(min_distance=min_distance, cutoff=cutoff))
+    records, rejected = chunk_records(rows, structures, Limits(min_distance=min_distance, cutoff=cutoff),
+                                      exclude_elements)
     predictions = (
         predict_records(records, model_dirs, cutoff, batch_size, device)
         if records else pd.DataFrame(columns=PREDICTION_COLUMNS)
@@ -207,14 +222,27 @@ def scan_chunk(
 
 
 def select_candidates(predictions: pd.DataFrame, n_candidates: int, max_rel_std: float) -> pd.DataFrame:
-    """Per model, the ``n_candidates`` lowest mean κ with ``std / mean ≤ max_rel_std`` (NaN std fails)."""
+    """Per model, the ``n_candidates`` lowest mean κ with ``std / mean ≤ max_rel_std`` (NaN std fails) that
+    no model predicts unphysical (κ ≤ 0)."""
     table = predictions.assign(rel_std=predictions["pred_std_wmk"] / predictions["pred_mean_wmk"].abs())
-    confident = table[(table["rel_std"] <= max_rel_std) & (table["pred_mean_wmk"] > 0)]
+    confident = table[(table["rel_std"] <= max_rel_std) & ~table["unphysical"].astype(bool)]
     picked = (
         confident.sort_values(["model", "pred_mean_wmk", "mp_id"]).groupby("model", sort=True).head(n_candidates)
     )
-    picked = picked.assign(rank=picked.groupby("model").cumcount() + 1)
-    return picked[CANDIDATE_COLUMNS].reset_index(drop=True)
+    picked = picked.assign(rank=picked.groupby("model").cumcount() + 1, note="")
+    empty = [{"model": model, "note": no_candidate_note(part, max_rel_std)}
+             for model, part in table.groupby("model", sort=True) if model not in set(picked["model"])]
+    return pd.concat([picked, pd.DataFrame(empty, columns=CANDIDATE_COLUMNS)], ignore_index=True)[CANDIDATE_COLUMNS]
+
+
+def no_candidate_note(table: pd.DataFrame, max_rel_std: float) -> str:
+    """Why one ensemble's predictions (with ``rel_std``) hold no candidate."""
+    unphysical = table["unphysical"].astype(bool)
+    uncertain = ~unphysical & ~(table["rel_std"] <= max_rel_std)
+    lowest = table.loc[~unphysical, "rel_std"].min()
+    return (f"no candidate: of {len(table)} materials, {int(unphysical.sum())} have an unphysical prediction "
+            f"(κ ≤ 0) and {int(uncertain.sum())} a relative std above max_rel_std {max_rel_std:g} or undefined "
+            f"(lowest {lowest:.3g})")
 
 
 def gather_scan(
@@ -263,7 +291,8 @@ def scan_figure(predictions_csv: str | Path, candidates_csv: str | Path, max_rel
     from kappaflow.figures import plt, save
 
     predictions = pd.read_csv(predictions_csv)
-    candidates = pd.read_csv(candidates_csv)
+    candidates = pd.read_csv(candidates_csv).dropna(subset=["rank"])  # an ensemble without any: a note row
+    off_axis = predictions[predictions["pred_mean_wmk"] <= 0].groupby("model").size()  # a log axis has no κ ≤ 0
     predictions = predictions[predictions["pred_mean_wmk"] > 0]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     models = sorted(predictions["model"].unique())
@@ -273,7 +302,9 @@ def scan_figure(predictions_csv: str | Path, candidates_csv: str | Path, max_rel
     for model in models:
         part = predictions[predictions["model"] == model]
         picked = candidates[candidates["model"] == model]
-        left.hist(part["pred_mean_wmk"], bins=bins, histtype="step", color=colors[model], label=f"{model} ({len(part)})")
+        hidden = f"; {off_axis[model]} with mean κ ≤ 0 not drawn" if model in off_axis else ""
+        left.hist(part["pred_mean_wmk"], bins=bins, histtype="step", color=colors[model],
+                  label=f"{model} ({len(part)}{hidden})")
         left.plot(picked["pred_mean_wmk"], np.zeros(len(picked)), "|", ms=14, mew=1.5, color=colors[model])
         rel = part["pred_std_wmk"] / part["pred_mean_wmk"]
         right.scatter(part["pred_mean_wmk"], rel, s=5, alpha=0.35, color=colors[model], label=model)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from pymatgen.core import Composition, Element, Structure
+from pymatgen.core import Composition, DummySpecies, Element, Structure
 from pymatgen.io.cif import CifParser
 from tqdm import tqdm
 
@@ -185,9 +185,12 @@ def structure_json_record(text: str | None) -> dict[str, object]:
 
 
 def _ordered_record(structure: Structure) -> dict[str, object]:
-    """The record of ``structure``; :class:`InvalidRow` if it is disordered."""
+    """The record of ``structure``; :class:`InvalidRow` if it is disordered or has a non-element species."""
     if len(structure) and not structure.is_ordered:
         raise InvalidRow("disordered structure (partial occupancies)")
+    unknown = sorted({species.symbol for species in structure.species if isinstance(species, DummySpecies)})
+    if unknown:
+        raise InvalidRow(f"unknown element(s) {', '.join(unknown)} (not chemical elements)")
     return graphs.structure_to_record(structure)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from kappaflow.evaluation.runs import collect_runs
+from kappaflow.protocol import unphysical
 from kappaflow.evaluation.tables import (
     heldout_markdown,
     heldout_table,
@@ -46,10 +47,12 @@ def collect(
     runs_out: str | Path,
     history_out: str | Path,
 ) -> None:
-    """Concatenate every run's predictions (and the baseline's) with a ``status`` column; runs and history."""
+    """Concatenate every run's predictions (and the baseline's) with ``status`` and ``unphysical`` columns;
+    runs and history."""
     runs, predictions = collect_runs(run_jsons)
     frames = [predictions, *(pd.read_parquet(path) for path in baseline)]
     predictions = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    predictions["unphysical"] = unphysical(predictions["kappa_pred"])
     failed = runs[runs["status"] != "ok"]
     log.info("%d runs, %d failed", len(runs), len(failed))
     for row in failed.itertuples(index=False):
@@ -101,6 +104,7 @@ def write_heldout_tables(
 ) -> None:
     """``heldout_table.{csv,md}`` from the per-fold predictions (graph network folds and baseline)."""
     predictions = pd.concat([pd.read_parquet(path) for path in folds], ignore_index=True)
+    predictions["unphysical"] = unphysical(predictions["kappa_pred"])
     table = heldout_table(predictions)
     notes = []
     if matches is not None and "III" in set(predictions["step"]):

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kappaflow.protocol import OK, prediction_status
+from kappaflow.protocol import OK, prediction_status, unphysical
 
 log = logging.getLogger(__name__)
 
 #: Columns of a run's ``predictions.parquet``.
-PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred"]
+PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred", "unphysical"]
 #: ``run.json`` keys copied into the run frame as they are (absent in older runs: empty);
 #: ``collapsed_at_epoch``: first epoch of the constant predictions a collapsed run ended with
 #: (:mod:`kappaflow.training.health`).
@@ -44,6 +44,8 @@ def read_run(run_json: str | Path) -> tuple[dict[str, object], pd.DataFrame]:
     if not pred_path.exists():
         raise FileNotFoundError(f"run {run_json.parent} has a run.json but no predictions.parquet")
     predictions = pd.read_parquet(pred_path)
+    if "unphysical" not in predictions:  # written before the flag existed
+        predictions["unphysical"] = unphysical(predictions["kappa_pred"])
     missing = set(PREDICTION_COLUMNS) - set(predictions.columns)
     if missing:
         raise ValueError(f"{pred_path} lacks the columns {sorted(missing)}")

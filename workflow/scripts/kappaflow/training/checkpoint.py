@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, OSError, RuntimeError, pickle.UnpicklingError) as error:  # empty, truncated or foreign
+        reason = "empty file" if path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
+        raise ValueError(f"{path}: not a readable kappaflow checkpoint ({reason})") from None
     if CKPT_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a kappaflow checkpoint (no {CKPT_KEY!r} entry)")
     return checkpoint

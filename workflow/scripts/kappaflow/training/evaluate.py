@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from kappaflow.evaluation.runs import PREDICTION_COLUMNS
-from kappaflow.protocol import sources_of
+from kappaflow.protocol import sources_of, unphysical
 from kappaflow.training.checkpoint import load_trained
 from kappaflow.training.data import read_graphs, split_set
 from kappaflow.training.predict import predict_kappa
@@ -37,6 +37,7 @@ def evaluate_run(
     frames = []
     for test_on in test_sets:
         val = split_set(test_on, graphs, seed, val_fraction).val
+        kappa_pred = predict_kappa(model, scaler, val, batch_size, device)
         frames.append(
             pd.DataFrame(
                 {
@@ -47,7 +48,8 @@ def evaluate_run(
                     "id": val.ids.astype(str),
                     "formula": val.formulas.astype(str),
                     "kappa_true": val.targets,
-                    "kappa_pred": predict_kappa(model, scaler, val, batch_size, device),
+                    "kappa_pred": kappa_pred,
+                    "unphysical": unphysical(kappa_pred),
                 }
             )
         )
