@@ -40,7 +40,8 @@ def test_predicts_cif_poscar_json_folder_and_mp_id(capsys, model: str, tmp_path:
     status, table, err = run(capsys, "--model", model, "--mirror-dir", str(mirror_dir),
                              cif, str(tmp_path / "POSCAR"), str(folder), "mp-1000")
     assert status == EXIT_OK and err == []
-    assert list(table.columns) == ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical", "error"]
+    assert list(table.columns) == ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical",
+                                   "unseen_elements", "error"]
     assert not table["unphysical"].any()
     assert list(table["input"]) == [cif, str(tmp_path / "POSCAR"), str(folder / "one.json"), str(folder / "two.cif"), "mp-1000"]
     assert table["error"].isna().all() and (table["n_models"] == 3).all()

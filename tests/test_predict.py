@@ -66,6 +66,22 @@ def test_a_model_predicting_kappa_at_or_below_zero_flags_the_row(
     np.testing.assert_allclose(table["pred_mean_wmk"], kappa.mean(axis=0))
 
 
+def test_unseen_elements_are_those_no_run_learned_from(models: Path) -> None:
+    """A structure made of training elements has none unseen; one with two other elements names them."""
+    from kappaflow.graphs import ELEMENT_TYPES
+    from pymatgen.core import Lattice
+
+    ensemble = load_ensemble(models / "stepIII" / "MIX")
+    seen = sorted(ensemble.training_elements)
+    assert 2 <= len(seen) < 30, "the tiny ensemble learned from a dozen binaries"
+    novel = [symbol for symbol in ("Cs", "La", "Sc", "Y", "Hf", "Ta") if symbol not in seen][:2]
+    rock_salt = [[0, 0, 0], [0.5, 0.5, 0.5]]
+    table = predict_items([Item("known", structure=Structure(Lattice.cubic(4.2), seen[:2], rock_salt)),
+                           Item("novel", structure=Structure(Lattice.cubic(4.2), novel, rock_salt))], ensemble)
+    assert list(table["unseen_elements"]) == ["", ",".join(sorted(novel))]
+    assert set(seen) <= set(ELEMENT_TYPES)
+
+
 def test_single_model_has_nan_std() -> None:
     mean, std = mean_std(np.array([[1.0, 2.0]]))
     assert list(mean) == [1.0, 2.0] and np.isnan(std).all()

@@ -111,6 +111,8 @@ def test_stage2_evaluation_uses_its_own_scaler(tiny_spec, tmp_path):
                                  out_dir=str(tmp_path / "stage1" / "run1")))
     stage2 = train_run(tiny_spec(step="III", init="checkpoint", init_checkpoint=str(stage1.out_dir / "best.ckpt"),
                                  head_hidden=HEAD, out_dir=str(tmp_path / "III" / "run1")))
+    assert set(stage1.info["training_elements"]) <= set(stage2.info["training_elements"]), "stage 1 counts"
+    assert set(stage2.info["training_elements"]) - set(stage1.info["training_elements"]), "so does stage 2"
     _, scaler1 = load_trained(stage1.out_dir / "best.ckpt")
     model2, scaler2 = load_trained(stage2.out_dir / "best.ckpt")
     assert scaler2 != scaler1

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +34,16 @@ from kappaflow.inputs import Item
 from kappaflow.model import KappaNet
 from kappaflow.protocol import FAILED_STATUSES, unphysical
 from kappaflow.quotient import quotient
-from kappaflow.training.checkpoint import load_trained
+from kappaflow.training.checkpoint import read_checkpoint, trained_model, training_elements
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.validation import InvalidRow, Limits, check_structure
 
 log = logging.getLogger(__name__)
 
 #: ``unphysical``: some model of the ensemble predicts κ ≤ 0 W/mK (:func:`kappaflow.protocol.unphysical`).
-RESULT_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical", "error"]
+#: ``unseen_elements``: elements of the structure absent from every run's training data (:func:`unseen_elements`).
+RESULT_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical", "unseen_elements",
+                  "error"]
 #: Structures featurized and predicted together (memory stays flat with the number of inputs).
 BLOCK_SIZE = 2048
 _RUN = re.compile(r"run(\d+)$")
@@ -60,6 +62,8 @@ class Ensemble:
     models: list[KappaNet]
     scalers: list[TargetScaler]
     device: torch.device
+    #: Elements of the κ-labelled materials any run learned from; None if a run's checkpoint does not say.
+    training_elements: frozenset[str] | None = None
 
     def __len__(self) -> int:
         return len(self.models)
@@ -118,10 +122,12 @@ def load_ensemble(model_dir: str | Path, device: torch.device | str = "cpu", nam
     """Load every usable run of ``model_dir`` once (see :func:`ensemble_checkpoints`)."""
     device = torch.device(device)
     paths = ensemble_checkpoints(model_dir)
-    models, scalers = [], []
+    models, scalers, elements = [], [], []
     for path in paths:
         try:
-            model, scaler = load_trained(path)
+            checkpoint = read_checkpoint(path)
+            model, scaler = trained_model(checkpoint)
+            elements.append(training_elements(checkpoint))
         except ValueError as error:  # read_checkpoint names the file and why
             raise ModelError(str(error)) from None
         except (RuntimeError, OSError) as error:
@@ -129,7 +135,15 @@ def load_ensemble(model_dir: str | Path, device: torch.device | str = "cpu", nam
         models.append(model.to(device).eval())
         scalers.append(scaler)
     label = name or "/".join(Path(model_dir).resolve().parts[-2:])
-    return Ensemble(label, [path.parent.name for path in paths], models, scalers, device)
+    known = None if None in elements else frozenset().union(*elements)
+    return Ensemble(label, [path.parent.name for path in paths], models, scalers, device, known)
+
+
+def unseen_elements(structure_elements: Iterable[str], ensemble: Ensemble) -> str | None:
+    """Comma-separated elements the ensemble never learned from (``""``: none; None: not recorded)."""
+    if ensemble.training_elements is None:
+        return None
+    return ",".join(sorted(set(structure_elements) - ensemble.training_elements))
 
 
 def graph_set(records: Sequence[dict[str, object]], cutoff: float) -> GraphSet:
@@ -199,7 +213,7 @@ def predict_items(
     limits = Limits(min_distance=min_distance, cutoff=ensemble.cutoff)
     rows: list[dict[str, object]] = [
         {"input": item.input, "formula": None, "pred_mean_wmk": math.nan, "pred_std_wmk": math.nan,
-         "n_models": 0, "unphysical": False, "error": item.error}
+         "n_models": 0, "unphysical": False, "unseen_elements": None, "error": item.error}
         for item in items
     ]
     bar = tqdm(total=len(items), desc="predict", unit="structure", disable=not progress, mininterval=0.5)
@@ -211,6 +225,9 @@ def predict_items(
                 if item.structure is None:
                     continue
                 rows[index]["formula"] = item.structure.composition.reduced_formula
+                rows[index]["unseen_elements"] = unseen_elements(
+                    (element.symbol for element in item.structure.composition.elements), ensemble
+                )
                 try:
                     records.append(checked_record(item.structure, limits))
                     good.append(index)

@@ -27,7 +27,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 SCREENING_COLUMNS = ["mp_id", "formula"]
-PREDICTION_COLUMNS = ["mp_id", "formula", "model", "pred_mean_wmk", "pred_std_wmk", "unphysical"]
+PREDICTION_COLUMNS = ["mp_id", "formula", "model", "pred_mean_wmk", "pred_std_wmk", "unphysical", "unseen_elements"]
 #: ``note``: empty for a candidate; for an ensemble without any, its one row says why.
 CANDIDATE_COLUMNS = ["model", "rank", "mp_id", "formula", "pred_mean_wmk", "pred_std_wmk", "rel_std", "note"]
 REJECTED_COLUMNS = ["mp_id", "reason"]
@@ -169,10 +169,13 @@ def predict_records(
     batch_size: int = 64, device: str = "cpu",
 ) -> pd.DataFrame:
     """Featurize ``records`` once and predict them with every ensemble (``{name: folder}``)."""
-    from kappaflow.predict import ensemble_kappa, graph_set, load_ensemble, mean_std
+    from kappaflow.graphs import ELEMENT_TYPES
+    from kappaflow.predict import ensemble_kappa, graph_set, load_ensemble, mean_std, unseen_elements
     from kappaflow.protocol import unphysical
 
     graphs = graph_set(records, cutoff)
+    elements = [{ELEMENT_TYPES[t] for t in graphs.node_type[start:stop]}
+                for start, stop in zip(graphs.node_ptr[:-1], graphs.node_ptr[1:])]
     parts = []
     for name, folder in model_dirs.items():
         ensemble = load_ensemble(folder, device, name=name)
@@ -182,7 +185,8 @@ def predict_records(
         mean, std = mean_std(kappa)
         parts.append(pd.DataFrame({"mp_id": graphs.ids, "formula": graphs.formulas, "model": name,
                                    "pred_mean_wmk": mean, "pred_std_wmk": std,
-                                   "unphysical": unphysical(kappa).any(axis=0)}))
+                                   "unphysical": unphysical(kappa).any(axis=0),
+                                   "unseen_elements": [unseen_elements(found, ensemble) for found in elements]}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PREDICTION_COLUMNS)
 
 

@@ -40,12 +40,22 @@ def model_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     }
 
 
+def training_elements(checkpoint: dict[str, Any]) -> list[str] | None:
+    """Elements of the κ-labelled materials the network learned from (stage 1 included); None when the
+    checkpoint predates this record."""
+    return checkpoint[CKPT_KEY].get("training_elements")
+
+
 def load_trained(path: str | Path) -> tuple[KappaNet, TargetScaler]:
     """The trained :class:`KappaNet` (eval mode, CPU) and the scaler stored in *its* checkpoint.
 
     Predictions of this model must be inverted with this scaler and no other.
     """
-    checkpoint = read_checkpoint(path)
+    return trained_model(read_checkpoint(path))
+
+
+def trained_model(checkpoint: dict[str, Any]) -> tuple[KappaNet, TargetScaler]:
+    """:func:`load_trained` of a checkpoint already read."""
     meta = checkpoint[CKPT_KEY]
     model = kappanet_from_config(meta["model_config"])
     model.load_state_dict(model_state(checkpoint), strict=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as pl
@@ -82,6 +83,7 @@ class KappaModule(pl.LightningModule):
         collapse_patience: int | None,
         loss: str,
         grad_clip_norm: float | None,
+        training_elements: Sequence[str] = (),
     ) -> None:
         """Args:
         model: the network; its output is the standardised target.
@@ -93,6 +95,8 @@ class KappaModule(pl.LightningModule):
             epochs in a row (a collapsed network does not recover); ``None``: never stop for it.
         loss: a name in :data:`LOSSES` (config ``training.loss``).
         grad_clip_norm: clip the gradient's global norm to this before each step; ``None``: never.
+        training_elements: the elements of every κ-labelled material the network has learned from
+            (saved in each checkpoint: what a prediction's ``unseen_elements`` are measured against).
         """
         super().__init__()
         self.model = model
@@ -105,6 +109,7 @@ class KappaModule(pl.LightningModule):
             raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
         self.loss_fn = LOSSES[loss]
         self.grad_clip_norm = grad_clip_norm
+        self.training_elements = sorted(training_elements)
         self.val_mape = MeanAbsolutePercentageError()
         self.history: list[dict[str, float]] = []
         self.status = OK
@@ -228,6 +233,7 @@ class KappaModule(pl.LightningModule):
             "scaler": self.scaler.to_dict(),
             "history": [dict(row) for row in self.history],
             "status": self.status,
+            "training_elements": self.training_elements,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

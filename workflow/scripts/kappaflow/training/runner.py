@@ -25,13 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import lightning as pl
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from kappaflow.allocator import retain_freed_memory
+from kappaflow.graphs import ELEMENT_TYPES, GraphSet
 from kappaflow.model import build_kappanet
-from kappaflow.training.checkpoint import export_checkpoint, load_trained, model_state, read_checkpoint
+from kappaflow.training.checkpoint import (
+    export_checkpoint,
+    load_trained,
+    model_state,
+    read_checkpoint,
+    training_elements,
+)
 from kappaflow.training.data import GraphLoader, read_graphs, split_set
 from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, run_status
 from kappaflow.training.module import KappaModule, LoaderState
@@ -138,6 +146,14 @@ def _prepare_partial(spec: RunSpec) -> tuple[Path, Path | None]:
     return folder, (last if last.is_file() else None)
 
 
+def learned_elements(spec: RunSpec, train: GraphSet) -> list[str]:
+    """Elements of the run's training split and, for a stage 2, of its stage 1's training data."""
+    elements = {ELEMENT_TYPES[index] for index in np.unique(train.node_type)}
+    if spec.init == "checkpoint":
+        elements |= set(training_elements(read_checkpoint(spec.init_checkpoint)) or ())
+    return sorted(elements)
+
+
 def best_of(history: Sequence[dict[str, float]]) -> tuple[int | None, float | None]:
     """Epoch and value of the lowest finite validation loss (first one on ties, as ModelCheckpoint)."""
     finite = [row for row in history if math.isfinite(row["val_loss"])]
@@ -176,9 +192,10 @@ def train_run(
     split = split_set(spec.train_on, graphs, spec.seed, spec.val_fraction)
     scaler = TargetScaler.fit(split.train.targets, spec.target)
     model = build_model(spec)
+    elements = learned_elements(spec, split.train)
     module = KappaModule(
         model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor, spec.collapse_patience,
-        spec.loss, spec.grad_clip_norm,
+        spec.loss, spec.grad_clip_norm, elements,
     )
     folder, last = _prepare_partial(spec)
     best_cb = ModelCheckpoint(
@@ -235,6 +252,7 @@ def train_run(
         "val_pred_rel_std": relative_spread(own_val_pred),
         "device": str(trainer.strategy.root_device),
         "val_fraction": spec.val_fraction,
+        "training_elements": elements,
         "kappaflow": provenance(),
     }
     info = {key: None if isinstance(value, float) and not math.isfinite(value) else value
