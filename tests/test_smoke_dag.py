@@ -71,3 +71,17 @@ def test_quarantine_accounts_for_every_input_row(smoke_run: Path) -> None:
 def test_second_run_has_nothing_to_do(smoke_run: Path, smoke_snakemake) -> None:
     output = smoke_snakemake(smoke_run, "--dry-run", "--cores", "2")
     assert "Nothing to be done" in output
+
+
+def test_results_document_is_rendered_from_the_result_files(smoke_run: Path) -> None:
+    doc = (smoke_run / "results" / "docs" / "results.md").read_text()
+    tables = smoke_run / "results" / "tables"
+    assert doc.index("## Configuration") < doc.index("stage1_epochs: 2") < doc.index("## MAPE on κ")
+    assert "gpus" not in doc and "eval_batch_size" not in doc, "execution settings are not results"
+    for name in ("mape_table.md", "vs_published.md", "heldout_table.md"):
+        table = (tables / name).read_text().strip()
+        assert table.replace("\n## ", "\n### ").removeprefix("## ").strip() in doc, name
+    assert "Does two-stage transfer (step III) beat step II? Dataset1: " in doc
+    assert "Trained by: kappaflow 0.1.0 commit " in doc
+    assert "| train | 18 |" in doc and "| train_stage1 | 2 |" in doc, "wall time of every training job"
+    assert not (smoke_run / "docs").exists(), "the smoke DAG never writes into docs/"

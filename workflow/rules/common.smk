@@ -1,5 +1,6 @@
 # Shared configuration, constants and input/target functions of every module (rules live in the
 # other .smk files; keeping functions here keeps `snakemake --lint` clean).
+import json
 import math
 import os
 import sys
@@ -244,9 +245,46 @@ def heldout_folds():
     return folds + (["results/heldout/RF/predictions.parquet"] if BASELINE["enabled"] else [])
 
 
+#: Settings that say where or how the workflow ran, not what it computed: left out of results.md, so
+#: that changing them does not rerun it.
+EXECUTION_KEYS = {"mirror_dir": None, "training": ("gpus", "eval_batch_size"), "scan": ("batch_size",)}
+
+
+def results_config():
+    """The resolved configuration that results.md shows (without :data:`EXECUTION_KEYS`)."""
+    shown = json.loads(json.dumps(config))
+    for section, keys in EXECUTION_KEYS.items():
+        if keys is None:
+            shown.pop(section, None)
+        for key in keys or ():
+            shown[section].pop(key, None)
+    return shown
+
+
+def results_benchmarks():
+    """Benchmarks of the jobs whose wall time results.md reports: data, graphs, training, evaluation."""
+    runs = list(protocol.runs(TRAINING["steps"], TRAINING["train_sets"], TRAINING["seeds"]))
+    names = [f"step{step}_{train_on}_run{seed}" for step, train_on, seed in runs]
+    files = [f"logs/benchmarks/{rule}/{name}.tsv" for rule in ("train", "evaluate_run") for name in names]
+    if "III" in TRAINING["steps"]:
+        files += [f"logs/benchmarks/train_stage1/run{seed}.tsv" for seed in TRAINING["seeds"]]
+    files += [
+        f"logs/benchmarks/{rule}/{key}.tsv" for rule in ("validate", "featurize") for key in GRAPH_DATASETS
+    ]
+    if HELDOUT["enabled"]:
+        files += [
+            f"logs/benchmarks/heldout_fold/step{step}/{train_on}/fold{fold}.tsv"
+            for step in HELDOUT["steps"]
+            for train_on in HELDOUT["train_sets"]
+            for fold in range(HELDOUT["folds"])
+        ]
+    return files
+
+
 def evaluate_targets():
     """Final outputs of this module for rule all."""
     targets = [
+        "results/docs/results.md",
         configured_runs("predictions.parquet"),
         "results/tables/predictions.parquet",
         "results/tables/mape_table.csv",

@@ -170,6 +170,34 @@ rule heldout_baseline:
         "../scripts/evaluate_heldout_baseline.py"
 
 
+rule results_doc:
+    input:
+        mape_table="results/tables/mape_table.md",
+        vs_published="results/tables/vs_published.md",
+        heldout_table=["results/tables/heldout_table.md"] if HELDOUT["enabled"] else [],
+        per_run="results/tables/per_run_metrics.csv",
+        runs="results/tables/runs.csv",
+        run_jsons=configured_runs("run.json"),
+        benchmarks=results_benchmarks(),
+    output:
+        report(
+            "results/docs/results.md",
+            caption="../report/results_doc.rst",
+            category="Results",
+        ),
+    log:
+        "logs/results_doc/all.log",
+    benchmark:
+        "logs/benchmarks/results_doc/all.tsv"
+    conda:
+        "../../envs/plot.yaml"
+    threads: 1
+    params:
+        config=results_config(),
+    script:
+        "../scripts/make_results_doc.py"
+
+
 rule heldout_tables:
     input:
         folds=heldout_folds(),

@@ -1,0 +1,79 @@
+"""results.md: paired step comparisons, wall times and the rendered document, from synthetic result files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kappaflow.evaluation import results_doc
+
+
+def per_run_frame(shift_iii: float, n_seeds: int = 9) -> pd.DataFrame:
+    """Dataset1 runs: step II = I − 0.1 for every seed, step III = II + ``shift_iii`` (+ seed noise)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(1, n_seeds + 1):
+        base = 0.8 + rng.normal(0, 0.05)
+        for step, mape in (("I", base), ("II", base - 0.1), ("III", base - 0.1 + shift_iii + rng.normal(0, 0.002))):
+            rows.append({"step": step, "train_on": "Dataset1", "run": seed, "test_on": "Dataset1", "status": "ok",
+                         "mape": mape})
+            rows.append({"step": step, "train_on": "Dataset1", "run": seed, "test_on": "Dataset2", "status": "ok",
+                         "mape": 5.0})  # another test set: never paired
+    return pd.DataFrame(rows)
+
+
+def test_paired_steps_detect_a_consistent_gain_and_call_noise_noise() -> None:
+    paired = results_doc.paired_steps(per_run_frame(shift_iii=0.0)).set_index(["earlier", "later"])
+    gain = paired.loc[("I", "II")]
+    assert gain.n_pairs == 9 and gain.n_improved == 9 and gain.median_diff == pytest.approx(-0.1)
+    assert gain.p_wilcoxon < 0.01 and results_doc.verdict(gain) == "better"
+    assert results_doc.verdict(paired.loc[("II", "III")]) == "no difference beyond noise"
+    worse = results_doc.paired_steps(per_run_frame(shift_iii=0.05)).set_index(["earlier", "later"]).loc[("II", "III")]
+    assert results_doc.verdict(worse) == "worse" and worse.n_improved == 0
+
+
+def test_failed_runs_are_left_out_of_the_pairs() -> None:
+    frame = per_run_frame(shift_iii=0.0)
+    frame.loc[(frame.step == "III") & (frame.run == 3), "status"] = "collapsed"
+    paired = results_doc.paired_steps(frame).set_index(["earlier", "later"])
+    assert paired.loc[("II", "III"), "n_pairs"] == 8 and paired.loc[("I", "II"), "n_pairs"] == 9
+
+
+def test_transfer_sentence_names_each_set() -> None:
+    sentence = results_doc.transfer_sentence(results_doc.paired_steps(per_run_frame(shift_iii=-0.05)))
+    assert sentence.startswith("Does two-stage transfer (step III) beat step II? Dataset1: better (median III − II -0.050")
+    assert "no difference" not in sentence
+    assert "cannot be judged" in results_doc.transfer_sentence(results_doc.paired_steps(per_run_frame(0)[lambda f: f.step != "III"]))
+
+
+def test_wall_times_per_rule(tmp_path: Path) -> None:
+    paths = []
+    for rule, name, seconds in (("train", "a", 10.0), ("train", "b", 30.0), ("evaluate_run", "a", 2.0),
+                                ("heldout_fold", "stepI/Dataset1/fold0", 5.0)):
+        path = tmp_path / "logs" / "benchmarks" / rule / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:10\t100\n")
+        paths.append(path)
+    table = results_doc.wall_times(paths).set_index("rule")
+    assert table.loc["train"].tolist() == [2, 40.0, 20.0, 30.0] and table.loc["evaluate_run", "jobs"] == 1
+    assert list(table.index) == ["evaluate_run", "heldout_fold", "train"]
+
+
+def test_render_reads_every_number_from_its_inputs(tmp_path: Path) -> None:
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"kappaflow": {"version": "0.1.0", "commit": "abc123", "dirty": False}}))
+    bench = tmp_path / "logs" / "benchmarks" / "train" / "x.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\th:m:s\n12.5\t0:00:12\n")
+    runs = pd.DataFrame({"step": ["I", "II"], "train_on": ["Dataset1"] * 2, "status": ["ok", "diverged"]})
+    text = results_doc.render({"training": {"seeds": [1, 2]}}, {"mape_table": "| MAPE TABLE |", "vs_published": "| VS |"},
+                              per_run_frame(0.0), runs, [run_json], [bench])
+    assert text.index("## Configuration") < text.index("seeds:") < text.index("## MAPE on κ")
+    assert "kappaflow 0.1.0 commit abc123" in text and "| MAPE TABLE |" in text and "| VS |" in text
+    assert "held-out protocol is disabled" in text and "| train | 1 | 12.5 |" in text
+    assert "| step | train_on | diverged | ok |\n| --- | --- | --- | --- |\n| I | Dataset1 | 0 | 1 |\n| II | Dataset1 | 1 | 0 |" in text
+    assert not math.isnan(results_doc.paired_steps(per_run_frame(0.0)).p_wilcoxon.iloc[0])
