@@ -302,6 +302,9 @@ def evaluate_targets():
 
 
 # ---- scan.smk ----
+import pandas as pd
+
+from kappaflow.scan import chunk_rows
 
 SCAN = config["scan"]
 
@@ -331,15 +334,9 @@ def scan_chunk_structures(wildcards):
     """Mirror structure JSONs of one chunk's materials (those that exist; the rest are rejected rows)."""
     if config["source"] == "online":
         return []
-    screening = checkpoints.scan_screening_set.get().output[0]
-    with open(screening) as handle:
-        ids = [line.split(",", 1)[0] for line in handle.read().splitlines()[1:]]
-    start = int(wildcards.chunk) * SCAN["chunk_size"]
-    paths = (
-        MIRROR_DIR / "mp" / "structures" / f"{mp_id}.json"
-        for mp_id in ids[start : start + SCAN["chunk_size"]]
-    )
-    return [str(path) for path in paths if path.is_file()]
+    screening = pd.read_csv(checkpoints.scan_screening_set.get().output[0], dtype={"mp_id": str})
+    ids = list(chunk_rows(screening, int(wildcards.chunk), SCAN["chunk_size"])["mp_id"])
+    return [str(path) for path in mirror_structure_files(ids, MIRROR_DIR / "mp" / "structures")]
 
 
 def scan_chunk_files(kind):
