@@ -68,7 +68,34 @@ def tiny_models(root: Path) -> Path:
             source = models / "stepIII" / "Dataset1" / f"run{seed}"
             target = models / "stepIII" / train_set / f"run{seed}"
             target.mkdir(parents=True)
-            for name in ("best.ckpt", "run.json"):
+            for name in ("best.ckpt", "run.json", "features.parquet"):
                 (target / name).write_bytes((source / name).read_bytes())
     _CACHE["models"] = models
+    return models
+
+
+def write_trust_files(folder: Path, calibration: dict | None) -> None:
+    """``domain.parquet`` and ``trust.json`` of the ensemble in ``folder``, as rule ``ensemble_trust`` writes them
+    from its runs' files; ``calibration``: the held-out record of the ensemble, or None."""
+    from kappaflow.trust import write_ensemble_trust
+
+    runs = sorted(path.parent for path in folder.glob("run*/best.ckpt"))
+    info = json.loads((runs[0] / "run.json").read_text())
+    heldout = None
+    if calibration is not None:
+        heldout = folder / "heldout_trust.json"
+        heldout.write_text(json.dumps({f"step{info['step']}/{info['train_on']}": calibration}))
+    write_ensemble_trust([run / "run.json" for run in runs], [run / "features.parquet" for run in runs], heldout,
+                         "" if heldout else "no held-out folds (test ensemble)", folder / "domain.parquet",
+                         folder / "trust.json")
+
+
+def tiny_trusted_models(root: Path, calibration: dict | None) -> Path:
+    """A copy of :func:`tiny_models` under ``root`` whose ensembles have their trust files."""
+    import shutil
+
+    models = root / "results" / "models"
+    shutil.copytree(tiny_models(root / "plain"), models)
+    for folder in sorted(models.glob("step*/*")):
+        write_trust_files(folder, calibration)
     return models

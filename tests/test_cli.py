@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _predict_helpers import write_bad_structures
-from _tiny_ensemble import tiny_models
+from _tiny_ensemble import tiny_models, tiny_trusted_models
 from kappaflow.cli import EXIT_NO_PREDICTION, EXIT_OK, EXIT_USAGE, main
 from pymatgen.core import Structure
 
@@ -19,7 +19,9 @@ CIF = "Ag1Al1S2_ICSD_25356.cif"
 
 @pytest.fixture(scope="session")
 def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tiny_models(tmp_path_factory.mktemp("tiny")) / "stepIII" / "MIX")
+    """A calibrated tiny ensemble with its domain (the workflow's trust files)."""
+    calibration = {"scale": 1.5, "domain_threshold": 100.0, "domain_note": "test"}
+    return str(tiny_trusted_models(tmp_path_factory.mktemp("tiny"), calibration) / "stepIII" / "MIX")
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, pd.DataFrame | None, list[str]]:
@@ -41,13 +43,24 @@ def test_predicts_cif_poscar_json_folder_and_mp_id(capsys, model: str, tmp_path:
                              cif, str(tmp_path / "POSCAR"), str(folder), "mp-1000")
     assert status == EXIT_OK and err == []
     assert list(table.columns) == ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical",
-                                   "unseen_elements", "error"]
+                                   "unseen_elements", "kappa_low_wmk", "kappa_high_wmk", "calibrated",
+                                   "calibration_note", "nearest_id", "nearest_formula", "nearest_kappa_wmk",
+                                   "nearest_distance", "in_domain", "error"]
+    assert table["calibrated"].all() and table["nearest_id"].notna().all()
     assert not table["unphysical"].any()
     assert list(table["input"]) == [cif, str(tmp_path / "POSCAR"), str(folder / "one.json"), str(folder / "two.cif"), "mp-1000"]
     assert table["error"].isna().all() and (table["n_models"] == 3).all()
     assert (table["pred_mean_wmk"] > 0).all() and (table["pred_std_wmk"] >= 0).all()
     same = table[table["formula"] == "BaTe"]["pred_mean_wmk"]
     assert len(same) == 4 and same.max() - same.min() < 1e-4 * same.mean()
+
+
+def test_an_ensemble_without_trust_files_says_so(capsys, tmp_path_factory, mirror_dir: Path) -> None:
+    plain = tiny_models(tmp_path_factory.mktemp("plain")) / "stepIII" / "MIX"
+    status, table, err = run(capsys, "--model", str(plain), "--mirror-dir", str(mirror_dir), "mp-1000")
+    assert status == EXIT_OK and len(err) == 1
+    assert "no domain.parquet and trust.json" in err[0] and "in_domain is unknown" in err[0]
+    assert table["in_domain"].isna().all() and not table["calibrated"].any()
 
 
 @pytest.mark.parametrize("case, reason", [

@@ -7,15 +7,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from _predict_helpers import write_bad_structures
-from _tiny_ensemble import tiny_models
+from _tiny_ensemble import tiny_models, tiny_trusted_models
 from kappaflow.graphs import structure_to_record
 from kappaflow.inputs import Item, read_inputs
 from kappaflow.predict import (
     ModelError,
     ensemble_checkpoints,
-    ensemble_kappa,
+    ensemble_outputs,
     graph_set,
     load_ensemble,
     mean_std,
@@ -44,7 +45,9 @@ def test_mean_and_std_match_a_manual_computation(models: Path, structures: list[
     records = [{"id": str(i), "dataset": "user", "target": np.nan, **structure_to_record(s)} for i, s in enumerate(structures)]
     graphs = graph_set(records, 4.0)
     manual = np.stack([predict_kappa(*load_trained(folder / f"run{seed}" / "best.ckpt"), graphs) for seed in (1, 2, 3)])
-    np.testing.assert_allclose(ensemble_kappa(ensemble, graphs, batch_size=2), manual, rtol=1e-5)
+    kappa, features = ensemble_outputs(ensemble, graphs, batch_size=2)
+    np.testing.assert_allclose(kappa, manual, rtol=1e-5)
+    assert features.shape == (3, len(structures), 4)  # the tiny backbone's 4 output features per model
     table = predict_items([Item(f"s{i}", structure=s) for i, s in enumerate(structures)], ensemble)
     np.testing.assert_allclose(table["pred_mean_wmk"], manual.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(table["pred_std_wmk"], manual.std(axis=0, ddof=1), rtol=1e-4)
@@ -59,7 +62,7 @@ def test_a_model_predicting_kappa_at_or_below_zero_flags_the_row(
     from kappaflow import predict
 
     kappa = np.array([[-0.4, 1.0, 2.0], [0.6, 1.2, 2.2], [0.5, 1.1, 2.1]])
-    monkeypatch.setattr(predict, "ensemble_kappa", lambda ensemble, graphs, batch_size: kappa)
+    monkeypatch.setattr(predict, "ensemble_outputs", lambda ensemble, graphs, batch_size: (kappa, np.zeros((3, 3, 4))))
     table = predict_items([Item(f"s{i}", structure=s) for i, s in enumerate(structures)],
                           load_ensemble(models / "stepIII" / "MIX"))
     assert list(table["unphysical"]) == [True, False, False]
@@ -80,6 +83,28 @@ def test_unseen_elements_are_those_no_run_learned_from(models: Path) -> None:
                            Item("novel", structure=Structure(Lattice.cubic(4.2), novel, rock_salt))], ensemble)
     assert list(table["unseen_elements"]) == ["", ",".join(sorted(novel))]
     assert set(seen) <= set(ELEMENT_TYPES)
+
+
+def test_trust_columns_from_the_ensemble_folder(models: Path, tmp_path: Path, mirror_dir: Path) -> None:
+    """With domain.parquet and trust.json beside the runs: a training material is its own nearest neighbour
+    at distance 0 and in the domain, the interval is the calibrated one; without them, the columns say why."""
+    from kappaflow.graphs import read_graph_set
+
+    def predict_one(folder: Path, mp_id: str) -> pd.Series:
+        structure = Structure.from_file(mirror_dir / "mp" / "structures" / f"{mp_id}.json")
+        return predict_items([Item(mp_id, structure=structure)], load_ensemble(folder)).iloc[0]
+
+    plain = predict_one(models / "stepIII" / "MIX", "mp-1000")
+    assert plain["in_domain"] is None and not plain["calibrated"] and "ensemble_trust" in plain["calibration_note"]
+    trusted = tiny_trusted_models(tmp_path, {"scale": 1.7, "domain_threshold": 3.0, "domain_note": "test"})
+    graphs = read_graph_set(models.parent.parent / "graphs" / "dataset1.parquet")
+    row = predict_one(trusted / "stepIII" / "MIX", graphs.ids[0])
+    assert row["nearest_id"] == graphs.ids[0] and row["nearest_distance"] < 1e-3  # float32 rounding of the features
+    assert row["nearest_kappa_wmk"] == pytest.approx(graphs.targets[0]) and row["in_domain"]
+    assert row["calibrated"] and row["calibration_note"] == ""
+    assert row["kappa_low_wmk"] < row["pred_mean_wmk"] < row["kappa_high_wmk"]
+    centre = np.sqrt(row["kappa_low_wmk"] * row["kappa_high_wmk"])
+    assert centre == pytest.approx(row["pred_mean_wmk"])  # symmetric in log space around the mean
 
 
 def test_single_model_has_nan_std() -> None:

@@ -20,9 +20,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-#: config/smoke.yaml: steps, training/test sets, seeds, held-out set and folds, scan chunks (140 in 50s).
+#: config/smoke.yaml: steps, training/test sets, seeds, held-out set, folds and seeds, scan chunks (140 in 50s).
 STEPS, SETS, SEEDS = ("I", "II", "III"), ("Dataset1", "Dataset2", "MIX"), (1, 2)
-HELDOUT_SETS, HELDOUT_FOLDS, SCAN_CHUNKS = ("Dataset1",), 2, 3
+HELDOUT_SETS, HELDOUT_FOLDS, HELDOUT_SEEDS, SCAN_CHUNKS = ("Dataset1",), 2, (1, 2), 3
 PROTOCOL_FIGURES = ("loss_curves", "parity", "mape_heatmap", "step_bars")
 
 
@@ -49,6 +49,22 @@ def figures(*names: str) -> set[str]:
     return {job("figure", figure=name) for name in names}
 
 
+def trust(steps: Iterable[str] = STEPS, sets: Iterable[str] = SETS) -> set[str]:
+    """``ensemble_trust`` jobs (domain.parquet and trust.json) of these ensembles."""
+    return {job("ensemble_trust", step=step, train_on=train_on) for step, train_on in itertools.product(steps, sets)}
+
+
+def heldout(steps: Iterable[str] = STEPS, folds: int = HELDOUT_FOLDS, seeds: Iterable[int] = HELDOUT_SEEDS) -> set[str]:
+    """The held-out members and fold ensembles of these steps, the calibration, the tables, and what reads the
+    calibration: the trust files of the cross-validated ensembles, the scan (it reads step III's) and results.md."""
+    steps = list(steps)
+    members = {job("heldout_run", step=step, train_on=name, fold=fold, seed=seed)
+               for step, name, fold, seed in itertools.product(steps, HELDOUT_SETS, range(folds), seeds)}
+    ensembles = {job("heldout_fold_ensemble", step=step, train_on=name, fold=fold)
+                 for step, name, fold in itertools.product(steps, HELDOUT_SETS, range(folds))}
+    return {*members, *ensembles, "heldout_calibration", "heldout_tables", *trust(sets=HELDOUT_SETS), *SCAN}
+
+
 #: The end of every change that reaches a result: results.md (its config block, tables or benchmarks) and all.
 DOC = {"results_doc", "all"}
 #: Everything after the runs' predictions: the collected tables and the protocol's figures.
@@ -63,9 +79,7 @@ def aflow_data_changed() -> set[str]:
     return {
         "aflow_agl", job("validate", dataset="aflow"), job("featurize", dataset="aflow"), "gather_rejected",
         "match_aflow_hq", *stage1(), *runs("train", steps=["III"]), *runs("evaluate_run", steps=["III"]),
-        *PROTOCOL_TABLES, *figures("agl_vs_abinitio"),
-        *(job("heldout_fold", step="III", train_on=name, fold=fold) for name in HELDOUT_SETS for fold in range(HELDOUT_FOLDS)),
-        "heldout_tables", *SCAN,
+        *trust(steps=["III"]), *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), *heldout(steps=["III"]),
     }  # fmt: skip
 
 
@@ -74,8 +88,8 @@ def dataset2_changed() -> set[str]:
     return {
         job("mp_structures", dataset="dataset2"), job("validate", dataset="dataset2"),
         job("featurize", dataset="dataset2"), "gather_rejected", "match_aflow_hq",
-        *runs("train", sets=["Dataset2", "MIX"]), *runs("evaluate_run"), "baseline_paper_protocol",
-        *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), "heldout_tables", *SCAN,
+        *runs("train", sets=["Dataset2", "MIX"]), *runs("evaluate_run"), *trust(sets=["Dataset2", "MIX"]),
+        "baseline_paper_protocol", *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), "heldout_tables", *SCAN,
     }  # fmt: skip
 
 
@@ -138,32 +152,29 @@ CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
     "no edit": ("{}\n", set()),
     "add a seed": (
         "training: {seeds: [1, 2, 3]}\n",
-        {*stage1([3]), *runs("train", seeds=[3]), *runs("evaluate_run", seeds=[3]), "baseline_paper_protocol",
-         *PROTOCOL_TABLES, *SCAN},
+        {*stage1([3]), *runs("train", seeds=[3]), *runs("evaluate_run", seeds=[3]), *trust(),
+         "baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN},
     ),
-    "remove a seed": ("training: {seeds: [1]}\n", {"baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN}),
+    "remove a seed": ("training: {seeds: [1]}\n", {*trust(), "baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN}),
     "add a test set": (
         "training: {test_sets: [Dataset1, Dataset2, MIX, AFLOW]}\n",
         {*runs("evaluate_run"), "baseline_paper_protocol", *PROTOCOL_TABLES},
     ),
     "add a train set": (
         "training: {train_sets: [Dataset1, Dataset2, MIX, AFLOW]}\n",
-        {*runs("train", sets=["AFLOW"]), *runs("evaluate_run", sets=["AFLOW"]), "baseline_paper_protocol",
-         *PROTOCOL_TABLES},
+        {*runs("train", sets=["AFLOW"]), *runs("evaluate_run", sets=["AFLOW"]), *trust(["I", "II"], ["AFLOW"]),
+         "baseline_paper_protocol", *PROTOCOL_TABLES},
     ),
     "change gpus": ("training: {gpus: 1}\n", set()),
     "change eval_batch_size": ("training: {eval_batch_size: 7}\nscan: {batch_size: 5}\n", set()),
     "change epochs": (
         "training: {epochs: 3}\n",
-        {*runs("train"), *runs("evaluate_run"), *PROTOCOL_TABLES, *SCAN},
+        {*runs("train"), *runs("evaluate_run"), *trust(), *PROTOCOL_TABLES, *SCAN},
     ),
     "change scan.max_rel_std": ("scan: {max_rel_std: 0.5}\n", {"scan_candidates", "scan_figure", *DOC}),
-    "change heldout.folds": (
-        "heldout: {folds: 3}\n",
-        {*(job("heldout_fold", step=step, train_on=name, fold=fold)
-           for step in STEPS for name in HELDOUT_SETS for fold in range(3)),
-         "heldout_baseline", "heldout_tables", *DOC},
-    ),
+    "change heldout.folds": ("heldout: {folds: 3}\n", {*heldout(folds=3), "heldout_baseline"}),
+    # a new member of every fold's ensemble (step III: with the stage-1 run of its seed)
+    "add a held-out seed": ("heldout: {seeds: [1, 2, 3]}\n", {*heldout(seeds=[3]), *stage1([3])}),
 }  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import pandas as pd
 import pytest
-from _tiny_ensemble import tiny_models
+from _tiny_ensemble import tiny_trusted_models
 from kappaflow import scan
 from kappaflow.sources.http import HttpSettings
 
@@ -20,9 +20,13 @@ TRAIN_SETS = ("Dataset1", "Dataset2", "MIX")
 KEY = "k" * 32  # mp-api accepts 32-character keys only
 
 
+#: Held-out calibration given to the tiny ensembles (their domain threshold is generous: unseen elements decide).
+CALIBRATION = {"scale": 1.5, "domain_threshold": 100.0, "domain_note": "test"}
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_models(tmp_path_factory.mktemp("tiny"))
+    return tiny_trusted_models(tmp_path_factory.mktemp("tiny"), CALIBRATION)
 
 
 def test_screening_query_kwargs() -> None:
@@ -63,10 +67,13 @@ def test_candidates_lowest_mean_among_confident() -> None:
         "model": ["m1"] * 5 + ["m2"] * 2,
         "pred_mean_wmk": [0.2, 0.5, 1.0, 2.0, 0.1, 3.0, 1.0], "pred_std_wmk": [0.01, 0.1, 0.2, 0.2, 0.5, 0.3, np.nan],
         "unphysical": [True, False, False, False, False, False, False],  # e: some model predicts κ ≤ 0
+        "in_domain": [True, True, True, True, True, False, True],  # m2's a: outside its domain
     })
     picked = scan.select_candidates(predictions, n_candidates=2, max_rel_std=0.25)
-    assert list(zip(picked["model"], picked["mp_id"], picked["rank"])) == [("m1", "a", 1), ("m1", "b", 2), ("m2", "a", 1)]
-    assert (picked["note"] == "").all()
+    assert list(zip(picked["model"], picked["mp_id"], picked["rank"]))[:2] == [("m1", "a", 1), ("m1", "b", 2)]
+    assert picked["note"].iloc[:2].eq("").all()
+    assert picked["model"].iloc[2] == "m2" and pd.isna(picked["rank"].iloc[2])  # its a is out of domain, b uncertain
+    assert "1 lie outside the ensemble's domain" in picked["note"].iloc[2] and len(picked) == 3
 
 
 def test_an_ensemble_without_candidates_says_why() -> None:
@@ -74,11 +81,14 @@ def test_an_ensemble_without_candidates_says_why() -> None:
         "mp_id": ["a", "b", "c", "a", "b", "c"], "formula": ["A", "B", "C"] * 2, "model": ["m1"] * 3 + ["m2"] * 3,
         "pred_mean_wmk": [0.5, 1.0, 2.0, 0.4, -0.2, 2.0], "pred_std_wmk": [0.1, 0.2, 0.2, 0.3, 0.5, 1.0],
         "unphysical": [False, False, False, False, True, False],
+        "in_domain": ["True", "True", "True", "True", "True", ""],  # as read back from the CSV: "" is unknown
     })
     picked = scan.select_candidates(predictions, n_candidates=2, max_rel_std=0.25)
     assert list(picked["model"]) == ["m1", "m1", "m2"] and pd.isna(picked["rank"].iloc[2])
-    assert picked["note"].iloc[2] == ("no candidate: of 3 materials, 1 have an unphysical prediction (κ ≤ 0) and 2 a "
-                                      "relative std above max_rel_std 0.25 or undefined (lowest 0.5)")
+    assert picked["note"].iloc[2] == (
+        "no candidate: of 3 materials, 1 have an unphysical prediction (κ ≤ 0), 1 lie outside the ensemble's domain "
+        "(unseen elements or beyond its distance threshold) and 1 have a relative std above max_rel_std 0.25 or "
+        "undefined (lowest 0.75)")
 
 
 def test_excluded_elements_are_quarantined_with_their_reason(mirror_dir: Path) -> None:
@@ -111,10 +121,21 @@ def test_chunks_predict_and_reject_every_row(models: Path, tmp_path: Path, mirro
     rejected = pd.read_csv(out["rejected"]).set_index("mp_id")["reason"]
     assert "not found" in rejected["mp-99999999"] and "isolated atom" in rejected["mp-862690"]
     predictions = pd.read_csv(out["predictions"])
-    assert list(predictions.columns) == scan.PREDICTION_COLUMNS
+    assert list(predictions.columns) == scan.GATHERED_COLUMNS
     assert len(predictions) == 3 * counts["predicted"] and set(predictions["model"]) == set(model_dirs)
+    assert predictions["nearest_id"].notna().all() and predictions["calibrated"].all()
+    assert (predictions["kappa_low_wmk"] <= predictions["pred_mean_wmk"]).all()
+    # in the domain exactly when every element was learned (the threshold is generous)
+    assert (predictions["in_domain"] == predictions["unseen_elements"].isna()).all()
+    means = predictions.groupby("mp_id")["pred_mean_wmk"]
+    np.testing.assert_allclose(predictions["ensembles_rel_spread"],
+                               predictions["mp_id"].map(means.std() / means.mean()))
     candidates = pd.read_csv(out["candidates"])
-    assert len(candidates) == 9 and (candidates.groupby("model")["pred_mean_wmk"].diff().dropna() >= 0).all()
+    ranked = candidates.dropna(subset=["rank"])
+    inside = set(predictions.loc[predictions["in_domain"], "mp_id"])
+    assert set(ranked["mp_id"]) <= inside and (ranked.groupby("model")["pred_mean_wmk"].diff().dropna() >= 0).all()
+    for note in candidates.loc[candidates["rank"].isna(), "note"]:
+        assert "outside the ensemble's domain" in note
     with pytest.raises(RuntimeError, match="rows in"):
         scan.gather_scan(screening, [parts[0][0]], [parts[0][1]], out["predictions"], out["rejected"])
     paths = scan.scan_figure(out["predictions"], out["candidates"], 1.0, tmp_path / "fig" / "scan_low_kappa.png")

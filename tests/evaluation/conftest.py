@@ -23,7 +23,10 @@ def write_run(root: Path, step: str, train_on: str, seed: int, status: str, rel_
         pred = np.full_like(true, 3.0) if constant else true * (1.0 + rel_error)
         for i, (kt, kp) in enumerate(zip(true, pred, strict=True)):
             rows.append({"step": step, "train_on": train_on, "run": seed, "test_on": test_on, "id": f"{test_on}-{i}",
-                         "formula": "NaCl", "kappa_true": kt, "kappa_pred": kp})
+                         "formula": "NaCl", "kappa_true": kt, "kappa_pred": kp,
+                         "unseen_elements": "Pu" if test_on == "AFLOW" and i == 0 else "",
+                         "nearest_id": f"train-{i}", "nearest_formula": "KCl", "nearest_kappa_wmk": 1.0,
+                         "nearest_distance": 0.5 * i})
     pd.DataFrame(rows).to_parquet(run_dir / "predictions.parquet")
     meta = {"step": step, "train_on": train_on, "seed": seed, "status": status, "best_epoch": 1,
             "best_val_loss": rel_error, "wall_s": 1.0, "n_train": 8, "n_val": 2, "scaler": {"mean": 0.5, "std": 0.2}}

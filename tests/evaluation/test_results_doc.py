@@ -45,7 +45,7 @@ def test_failed_runs_are_left_out_of_the_pairs() -> None:
 
 def test_transfer_sentence_names_each_set() -> None:
     sentence = results_doc.transfer_sentence(results_doc.paired_steps(per_run_frame(shift_iii=-0.05)))
-    assert sentence.startswith("Does two-stage transfer (step III) beat step II? Dataset1: better (median III − II -0.050")
+    assert sentence.startswith("Does two-stage transfer (step III) beat step II (paper protocol)? Dataset1: better (median III − II -0.050")
     assert "no difference" not in sentence
     assert "cannot be judged" in results_doc.transfer_sentence(results_doc.paired_steps(per_run_frame(0)[lambda f: f.step != "III"]))
 
@@ -53,14 +53,14 @@ def test_transfer_sentence_names_each_set() -> None:
 def test_wall_times_per_rule(tmp_path: Path) -> None:
     paths = []
     for rule, name, seconds in (("train", "a", 10.0), ("train", "b", 30.0), ("evaluate_run", "a", 2.0),
-                                ("heldout_fold", "stepI/Dataset1/fold0", 5.0)):
+                                ("heldout_run", "stepI/Dataset1/fold0/run1", 5.0)):
         path = tmp_path / "logs" / "benchmarks" / rule / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:10\t100\n")
         paths.append(path)
     table = results_doc.wall_times(paths).set_index("rule")
     assert table.loc["train"].tolist() == [2, 40.0, 20.0, 30.0] and table.loc["evaluate_run", "jobs"] == 1
-    assert list(table.index) == ["evaluate_run", "heldout_fold", "train"]
+    assert list(table.index) == ["evaluate_run", "heldout_run", "train"]
 
 
 def test_render_reads_every_number_from_its_inputs(tmp_path: Path) -> None:
@@ -77,3 +77,18 @@ def test_render_reads_every_number_from_its_inputs(tmp_path: Path) -> None:
     assert "held-out protocol is disabled" in text and "| train | 1 | 12.5 |" in text
     assert "| step | train_on | diverged | ok |\n| --- | --- | --- | --- |\n| I | Dataset1 | 0 | 1 |\n| II | Dataset1 | 1 | 0 |" in text
     assert not math.isnan(results_doc.paired_steps(per_run_frame(0.0)).p_wilcoxon.iloc[0])
+
+
+def test_render_with_heldout_folds(tmp_path: Path) -> None:
+    """The held-out table, its own paired comparison (runs paired by fold and seed) and the calibration table."""
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"kappaflow": {"version": "0.1.0", "commit": "abc123"}}))
+    runs = pd.DataFrame({"step": ["I"], "train_on": ["Dataset1"], "status": ["ok"]})
+    heldout = per_run_frame(shift_iii=-0.05).assign(run=lambda f: "fold" + (f["run"] % 3).astype(str) + "_run" + (
+        f["run"] // 3).astype(str))
+    tables = {"mape_table": "| M |", "vs_published": "| V |", "heldout_table": "## Held-out evaluation\n\n| H |",
+              "calibration": "## Calibration of the ensemble spread (held-out folds)\n\n| C |"}
+    text = results_doc.render({}, tables, per_run_frame(0.0), runs, [run_json], [], heldout)
+    assert "### Held-out evaluation" in text and "### Calibration of the ensemble spread" in text
+    assert "Does two-stage transfer (step III) beat step II (held-out protocol)? Dataset1: better" in text
+    assert text.index("| H |") < text.index("(held-out protocol)?") < text.index("| C |") < text.index("## Paired step")

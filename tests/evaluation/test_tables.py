@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from kappaflow.evaluation import collect_runs, mape_markdown, mape_table, per_run_mape, vs_published
 from kappaflow.evaluation.runs import effective_status
-from kappaflow.evaluation.tables import heldout_markdown, heldout_table, vs_published_markdown
+from kappaflow.evaluation.tables import heldout_markdown, heldout_per_run, heldout_table, vs_published_markdown
 
 
 @pytest.fixture
@@ -20,6 +20,27 @@ def test_collect_runs(synthetic_runs) -> None:
     assert runs.set_index(["step", "train_on", "run"]).loc[("I", "Dataset1", 3), "status"] == "collapsed"
     assert len(predictions) == 5 * 4 * 4
     assert set(predictions["status"]) == {"ok", "collapsed"}
+
+
+def test_collected_predictions_say_whether_they_are_in_domain(synthetic_runs, tmp_path) -> None:
+    """in_domain: no unseen element and a distance within the ensemble's held-out threshold (none: not checked)."""
+    import json
+
+    from kappaflow.evaluation.files import collect
+
+    trust = []
+    for path in synthetic_runs:
+        folder = path.parent.parent
+        threshold = 1.0 if folder.name == "Dataset1" else None
+        (folder / "trust.json").write_text(json.dumps({"domain_threshold": threshold}))
+        trust.append(folder / "trust.json")
+    out = tmp_path / "out"
+    collect(synthetic_runs, [], sorted(set(trust)), out / "p.parquet", out / "runs.csv", out / "history.csv")
+    predictions = pd.read_parquet(out / "p.parquet")
+    expected = (predictions["unseen_elements"] == "") & (
+        (predictions["train_on"] != "Dataset1") | (predictions["nearest_distance"] <= 1.0))
+    assert (predictions["in_domain"] == expected).all()
+    assert not predictions["in_domain"].all() and predictions["in_domain"].any()
 
 
 def test_runs_frame_says_when_a_run_collapsed(tmp_path, make_run) -> None:
@@ -90,19 +111,27 @@ def test_vs_published_alignment(table: pd.DataFrame) -> None:
 
 
 def test_heldout_table() -> None:
-    rows = []
+    ensembles, runs = [], []
     for step, factor in (("I", 1.5), ("RF", 1.1)):
         for fold in range(2):
             true = np.array([1.0, 2.0, 5.0]) * (fold + 1)
             for i, t in enumerate(true):
-                rows.append({"step": step, "train_on": "Dataset1", "fold": fold, "id": f"m{fold}{i}",
-                             "formula": "NaCl", "kappa_true": t, "kappa_pred": t * factor, "status": "ok"})
-    table = heldout_table(pd.DataFrame(rows)).set_index("step")
-    assert list(table.columns) == ["train_on", "test_on", "n_folds", "n_failed", "n_materials", "mape",
-                                   "mae_log10", "spearman", "mape_fold_mean", "mape_fold_std"]
-    assert table.loc["I", "mape"] == pytest.approx(0.5)
+                row = {"step": step, "train_on": "Dataset1", "fold": fold, "id": f"m{fold}{i}", "formula": "NaCl",
+                       "kappa_true": t, "kappa_pred": t * factor, "status": "ok"}
+                ensembles.append(row)
+                # two members per fold, 0.2 and 0.8 MAPE (a failed third is counted, never averaged)
+                runs += [row | {"seed": 1, "kappa_pred": t * 1.2}, row | {"seed": 2, "kappa_pred": t * 1.8},
+                         row | {"seed": 3, "kappa_pred": t * 9, "status": "diverged"}]
+    per_run = heldout_per_run(pd.DataFrame(runs))
+    assert set(per_run["run"]) == {"fold0_run1", "fold0_run2", "fold0_run3", "fold1_run1", "fold1_run2", "fold1_run3"}
+    table = heldout_table(pd.DataFrame(ensembles), per_run).set_index("step")
+    assert list(table.columns) == ["train_on", "test_on", "n_folds", "n_runs", "n_failed", "n_materials", "mape",
+                                   "mae_log10", "spearman", "mape_run_mean", "mape_run_std"]
+    assert table.loc["I", "mape"] == pytest.approx(0.5)  # the ensembles' pooled predictions
     assert table.loc["I", "mae_log10"] == pytest.approx(np.log10(1.5))
     assert table.loc["RF", "spearman"] == pytest.approx(1.0)
-    assert table.loc["I", "n_materials"] == 6 and table.loc["I", "n_folds"] == 2
+    assert table.loc["I", "mape_run_mean"] == pytest.approx(0.5) and table.loc["I", "mape_run_std"] == pytest.approx(0.3)
+    assert (table.loc["I", "n_materials"], table.loc["I", "n_folds"], table.loc["I", "n_runs"],
+            table.loc["I", "n_failed"]) == (6, 2, 6, 2)
     text = heldout_markdown(table.reset_index(), notes=["overlap note"])
-    assert "| Dataset1 | I (scratch) | 2 | 6 | 0.50 |" in text and "overlap note" in text
+    assert "| Dataset1 | I (scratch) | 2 | 6 (2 failed †) | 6 | 0.50 |" in text and "overlap note" in text

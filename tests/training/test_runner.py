@@ -26,8 +26,8 @@ TEST_SETS = ["Dataset1", "Dataset2", "MIX", "AFLOW"]
 def evaluate(result, graph_paths: dict[str, str], test_sets=TEST_SETS) -> pd.DataFrame:
     """The evaluation job of a finished run (rule evaluate_run): its predictions.parquet on ``test_sets``."""
     out = result.out_dir
-    return evaluate_run(out / "run.json", out / "best.ckpt", graph_paths, test_sets, out / "predictions.parquet",
-                        batch_size=5)
+    return evaluate_run(out / "run.json", out / "best.ckpt", out / "features.parquet", graph_paths, test_sets,
+                        out / "predictions.parquet", batch_size=5)
 
 
 class SimulatedKill(RuntimeError):
@@ -90,8 +90,13 @@ def test_outputs_follow_the_contract(tiny_spec, graph_paths):
     pred = evaluate(result, graph_paths)
     pd.testing.assert_frame_equal(pred, pd.read_parquet(out / "predictions.parquet"))
     assert list(pred.columns) == ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred",
-                                  "unphysical"]
+                                  "unphysical", "unseen_elements", "nearest_id", "nearest_formula", "nearest_kappa_wmk",
+                                  "nearest_distance"]
     assert (pred.unphysical == (pred.kappa_pred <= 0)).all()
+    # domain against the run's own training split: its validation materials are never their own neighbour
+    own = pred[pred.test_on == "Dataset1"]
+    assert not set(own.nearest_id) & set(own.id) and (own.nearest_distance > 0).all()
+    assert (own.unseen_elements.notna()).all()
     graphs = read_graphs(graph_paths)
     for test_on in TEST_SETS:
         val = split_set(test_on, graphs, spec.seed, spec.val_fraction).val
@@ -103,6 +108,13 @@ def test_outputs_follow_the_contract(tiny_spec, graph_paths):
     assert scaler == TargetScaler.fit(split.train.targets, spec.target)
     assert info["scaler"] == scaler.to_dict()
     assert not partial_dir(out).exists()
+    # the best model's representation of every material of the training set (train and validation splits)
+    features = pd.read_parquet(out / "features.parquet")
+    assert features["id"].tolist() == list(graphs["dataset1"].ids)
+    assert set(features.loc[features["part"] == "train", "id"]) == set(split.train.ids)
+    assert set(features.loc[features["part"] == "val", "id"]) == set(split.val.ids)
+    np.testing.assert_allclose(features["kappa_wmk"], graphs["dataset1"].targets)
+    assert {len(row) for row in features["features"]} == {model.head[0].in_features}
 
 
 def test_stage2_evaluation_uses_its_own_scaler(tiny_spec, tmp_path):

@@ -220,29 +220,84 @@ FIGURE_SOURCES = {
 
 
 def evaluation_inputs(wildcards):
-    """A trained run's checkpoint and run.json, and the graphs of every test set."""
+    """A trained run's checkpoint, run.json and features, and the graphs of every test set."""
     folder = protocol.run_dir(wildcards.step, wildcards.train_on, wildcards.seed)
     return {
         "ckpt": f"{folder}/best.ckpt",
         "run_json": f"{folder}/run.json",
+        "features": f"{folder}/features.parquet",
         **graph_inputs(*TRAINING["test_sets"]),
     }
 
 
-def heldout_fold_inputs(wildcards):
-    """Inputs of one held-out fold's run (:func:`run_inputs`; step III: stage 1 of run ``heldout.seed``)."""
-    return run_inputs(wildcards.step, wildcards.train_on, HELDOUT["seed"])
+def heldout_run_inputs(wildcards):
+    """Inputs of one member of a held-out fold's ensemble (:func:`run_inputs`; step III: stage 1 of its seed)."""
+    return run_inputs(wildcards.step, wildcards.train_on, wildcards.seed)
 
 
-def heldout_folds():
-    """Per-fold held-out predictions of every configured step and set, and of the baseline."""
-    folds = [
-        f"results/heldout/step{step}/{train_on}/fold{fold}/predictions.parquet"
-        for step in HELDOUT["steps"]
-        for train_on in HELDOUT["train_sets"]
-        for fold in range(HELDOUT["folds"])
+def heldout_members(name):
+    """File ``name`` of every member (``heldout.seeds``) of the held-out fold of the wildcards."""
+
+    def files(wildcards):
+        folder = f"results/heldout/step{wildcards.step}/{wildcards.train_on}/fold{wildcards.fold}"
+        return [f"{folder}/run{seed}/{name}" for seed in HELDOUT["seeds"]]
+
+    return files
+
+
+HELDOUT_FOLDS = [
+    (step, train_on, fold)
+    for step in HELDOUT["steps"]
+    for train_on in HELDOUT["train_sets"]
+    for fold in range(HELDOUT["folds"])
+]
+
+
+def heldout_ensembles():
+    """The ensemble table of every held-out fold of every configured step and set."""
+    return [f"results/heldout/step{step}/{train_on}/fold{fold}/ensemble.parquet" for step, train_on, fold in HELDOUT_FOLDS]
+
+
+def heldout_members_all(name):
+    """File ``name`` of every member of every held-out fold."""
+    return [
+        f"results/heldout/step{step}/{train_on}/fold{fold}/run{seed}/{name}"
+        for step, train_on, fold in HELDOUT_FOLDS
+        for seed in HELDOUT["seeds"]
     ]
-    return folds + (["results/heldout/RF/predictions.parquet"] if BASELINE["enabled"] else [])
+
+
+def heldout_covers(step, train_on):
+    """Whether the held-out protocol cross-validates this ensemble's step and set."""
+    return HELDOUT["enabled"] and step in HELDOUT["steps"] and train_on in HELDOUT["train_sets"]
+
+
+def ensemble_trust_inputs(wildcards):
+    """Every configured run's features and run.json, and the held-out calibration when it covers the ensemble."""
+    runs = {"run_jsons": configured_runs("run.json", [wildcards.step], [wildcards.train_on])}
+    runs["features"] = configured_runs("features.parquet", [wildcards.step], [wildcards.train_on])
+    if heldout_covers(wildcards.step, wildcards.train_on):
+        runs["heldout_trust"] = "results/heldout/trust.json"
+    return runs
+
+
+def ensemble_uncalibrated_reason(wildcards):
+    """Why an ensemble has no held-out calibration ("" when it has one)."""
+    if not HELDOUT["enabled"]:
+        return "no held-out folds: heldout.enabled is false"
+    if wildcards.step not in HELDOUT["steps"] or wildcards.train_on not in HELDOUT["train_sets"]:
+        return (f"no held-out folds for step {wildcards.step} on {wildcards.train_on} "
+                "(heldout.steps, heldout.train_sets)")
+    return ""
+
+
+def ensemble_targets():
+    """domain.parquet and trust.json of every configured ensemble."""
+    return [
+        f"{protocol.ensemble_dir(step, train_on)}/{name}"
+        for step, train_on in protocol.ensembles(TRAINING["steps"], TRAINING["train_sets"])
+        for name in ("domain.parquet", "trust.json")
+    ]
 
 
 #: Settings that say where or how the workflow ran, not what it computed: left out of results.md, so
@@ -273,10 +328,9 @@ def results_benchmarks():
     ]
     if HELDOUT["enabled"]:
         files += [
-            f"logs/benchmarks/heldout_fold/step{step}/{train_on}/fold{fold}.tsv"
-            for step in HELDOUT["steps"]
-            for train_on in HELDOUT["train_sets"]
-            for fold in range(HELDOUT["folds"])
+            f"logs/benchmarks/heldout_run/step{step}/{train_on}/fold{fold}/run{seed}.tsv"
+            for step, train_on, fold in HELDOUT_FOLDS
+            for seed in HELDOUT["seeds"]
         ]
     return files
 
@@ -286,6 +340,7 @@ def evaluate_targets():
     targets = [
         "results/docs/results.md",
         configured_runs("predictions.parquet"),
+        *ensemble_targets(),
         "results/tables/predictions.parquet",
         "results/tables/mape_table.csv",
         "results/tables/mape_table.md",
@@ -297,6 +352,9 @@ def evaluate_targets():
         targets += [
             "results/tables/heldout_table.csv",
             "results/tables/heldout_table.md",
+            "results/tables/calibration.csv",
+            "results/tables/calibration.md",
+            "results/figures/calibration.png",
         ]
     return targets
 
@@ -309,7 +367,7 @@ from kappaflow.scan import chunk_rows
 SCAN = config["scan"]
 
 SCAN_MODELS = {
-    f"step{SCAN['step']}/{name}": str(Path(protocol.run_dir(SCAN["step"], name, 0)).parent)
+    f"step{SCAN['step']}/{name}": protocol.ensemble_dir(SCAN["step"], name)
     for name in SCAN["train_sets"]
 }
 
@@ -324,9 +382,15 @@ def scan_screening_source(wildcards):
 
 
 def scan_model_checkpoints():
-    """best.ckpt and run.json of every run of every scanned ensemble."""
-    return configured_runs("best.ckpt", [SCAN["step"]], SCAN["train_sets"]) + configured_runs(
-        "run.json", [SCAN["step"]], SCAN["train_sets"]
+    """best.ckpt and run.json of every run of every scanned ensemble, and the ensembles' domain and trust files."""
+    return (
+        configured_runs("best.ckpt", [SCAN["step"]], SCAN["train_sets"])
+        + configured_runs("run.json", [SCAN["step"]], SCAN["train_sets"])
+        + [
+            f"{protocol.ensemble_dir(SCAN['step'], name)}/{file}"
+            for name in SCAN["train_sets"]
+            for file in ("domain.parquet", "trust.json")
+        ]
     )
 
 

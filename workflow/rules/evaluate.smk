@@ -58,6 +58,7 @@ rule collect_runs:
         predictions=configured_runs("predictions.parquet"),
         metrics=configured_runs("metrics.csv"),
         baseline=["results/baseline/predictions.parquet"] if BASELINE["enabled"] else [],
+        trust=[file for file in ensemble_targets() if file.endswith("trust.json")],
     output:
         predictions="results/tables/predictions.parquet",
         runs="results/tables/runs.csv",
@@ -123,15 +124,17 @@ rule figure:
         "../scripts/make_figure.py"
 
 
-rule heldout_fold:
+# One member (seed) of the ensemble of one held-out fold.
+rule heldout_run:
     input:
-        unpack(heldout_fold_inputs),
+        unpack(heldout_run_inputs),
     output:
-        "results/heldout/step{step}/{train_on}/fold{fold}/predictions.parquet",
+        predictions="results/heldout/step{step}/{train_on}/fold{fold}/run{seed}/predictions.parquet",
+        features="results/heldout/step{step}/{train_on}/fold{fold}/run{seed}/features.parquet",
     log:
-        "logs/heldout_fold/step{step}/{train_on}/fold{fold}.log",
+        "logs/heldout_run/step{step}/{train_on}/fold{fold}/run{seed}.log",
     benchmark:
-        "logs/benchmarks/heldout_fold/step{step}/{train_on}/fold{fold}.tsv"
+        "logs/benchmarks/heldout_run/step{step}/{train_on}/fold{fold}/run{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: 1
@@ -139,12 +142,82 @@ rule heldout_fold:
         gpu=TRAINING["gpus"],
     params:
         folds=HELDOUT["folds"],
-        seed=HELDOUT["seed"],
+        fold_seed=HELDOUT["seed"],
         pretrained_dir=lambda wildcards, input: str(Path(input.pretrained_json).parent),
-        work_dir=lambda wildcards, output: str(Path(output[0]).parent),
+        work_dir=lambda wildcards, output: str(Path(output.predictions).parent),
         run_options={**RUN_OPTIONS, "epochs": HELDOUT["epochs"]},
     script:
-        "../scripts/evaluate_heldout_fold.py"
+        "../scripts/evaluate_heldout_run.py"
+
+
+# The fold's ensemble: mean κ, spread of log10 κ and distance to the fold's training materials.
+rule heldout_fold_ensemble:
+    input:
+        predictions=heldout_members("predictions.parquet"),
+        features=heldout_members("features.parquet"),
+    output:
+        "results/heldout/step{step}/{train_on}/fold{fold}/ensemble.parquet",
+    log:
+        "logs/heldout_fold_ensemble/step{step}/{train_on}/fold{fold}.log",
+    benchmark:
+        "logs/benchmarks/heldout_fold_ensemble/step{step}/{train_on}/fold{fold}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    script:
+        "../scripts/heldout_fold_ensemble.py"
+
+
+# Cross-fitted calibration of the ensemble spread and the applicability domain's distance threshold.
+rule heldout_calibration:
+    input:
+        heldout_ensembles(),
+    output:
+        trust="results/heldout/trust.json",
+        table_csv="results/tables/calibration.csv",
+        table_md=report(
+            "results/tables/calibration.md",
+            caption="../report/calibration.rst",
+            category="Tables",
+        ),
+        png=report(
+            "results/figures/calibration.png",
+            caption="../report/calibration_figure.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/calibration.pdf",
+    log:
+        "logs/heldout_calibration/all.log",
+    benchmark:
+        "logs/benchmarks/heldout_calibration/all.tsv"
+    conda:
+        "../../envs/plot.yaml"
+    threads: 1
+    params:
+        error_factor=HELDOUT["domain_error_factor"],
+    script:
+        "../scripts/heldout_calibration.py"
+
+
+# What `kappaflow predict` reads beside an ensemble's checkpoints: its training materials in its own
+# representation (domain.parquet) and its calibration and domain threshold from held-out folds (trust.json).
+rule ensemble_trust:
+    input:
+        unpack(ensemble_trust_inputs),
+    output:
+        domain=f"{protocol.ensemble_dir('{step}', '{train_on}')}/domain.parquet",
+        trust=f"{protocol.ensemble_dir('{step}', '{train_on}')}/trust.json",
+    log:
+        "logs/ensemble_trust/step{step}_{train_on}.log",
+    benchmark:
+        "logs/benchmarks/ensemble_trust/step{step}_{train_on}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    params:
+        uncalibrated=ensemble_uncalibrated_reason,
+    script:
+        "../scripts/ensemble_trust.py"
 
 
 rule heldout_baseline:
@@ -175,6 +248,8 @@ rule results_doc:
         mape_table="results/tables/mape_table.md",
         vs_published="results/tables/vs_published.md",
         heldout_table=["results/tables/heldout_table.md"] if HELDOUT["enabled"] else [],
+        heldout_per_run=["results/tables/heldout_per_run.csv"] if HELDOUT["enabled"] else [],
+        calibration=["results/tables/calibration.md"] if HELDOUT["enabled"] else [],
         per_run="results/tables/per_run_metrics.csv",
         runs="results/tables/runs.csv",
         run_jsons=configured_runs("run.json"),
@@ -200,10 +275,13 @@ rule results_doc:
 
 rule heldout_tables:
     input:
-        folds=heldout_folds(),
+        ensembles=heldout_ensembles(),
+        runs=heldout_members_all("predictions.parquet"),
+        baseline=["results/heldout/RF/predictions.parquet"] if BASELINE["enabled"] else [],
         matches="results/matching/aflow_hq_matches.csv",
     output:
         predictions="results/tables/heldout_predictions.parquet",
+        per_run="results/tables/heldout_per_run.csv",
         table_csv="results/tables/heldout_table.csv",
         table_md=report(
             "results/tables/heldout_table.md",

@@ -1,6 +1,7 @@
 # Training: steps I, II, III of the ParAIsite protocol (kappaflow.training.runner).
 #
-# Outputs per run: results/models/step{step}/{train_on}/run{seed}/ (best.ckpt, metrics.csv, run.json)
+# Outputs per run: results/models/step{step}/{train_on}/run{seed}/ (best.ckpt, metrics.csv, run.json,
+# features.parquet: the learned representation of every material of the training set, for the domain)
 # and, for step III, the shared stage-1 runs results/models/stage1/aflow/run{seed}/. Evaluating a run on
 # the test sets is its own job (rule evaluate_run, evaluate.smk), so adding a test set never retrains.
 #
@@ -32,6 +33,7 @@ rule train_stage1:
         ckpt=f"{protocol.stage1_dir('{seed}')}/best.ckpt",
         metrics=f"{protocol.stage1_dir('{seed}')}/metrics.csv",
         run_json=f"{protocol.stage1_dir('{seed}')}/run.json",
+        features=f"{protocol.stage1_dir('{seed}')}/features.parquet",
     log:
         "logs/train_stage1/run{seed}.log",
     benchmark:
@@ -61,6 +63,7 @@ rule train:
         ckpt=f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/best.ckpt",
         metrics=f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/metrics.csv",
         run_json=f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/run.json",
+        features=f"{protocol.run_dir('{step}', '{train_on}', '{seed}')}/features.parquet",
     log:
         "logs/train/step{step}_{train_on}_run{seed}.log",
     benchmark:

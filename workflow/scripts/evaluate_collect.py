@@ -9,6 +9,7 @@ from kappaflow.evaluation.files import collect
 collect(
     snakemake.input.runs,  # noqa: F821
     snakemake.input.baseline,  # noqa: F821
+    snakemake.input.trust,  # noqa: F821
     snakemake.output.predictions,  # noqa: F821
     snakemake.output.runs,  # noqa: F821
     snakemake.output.history,  # noqa: F821

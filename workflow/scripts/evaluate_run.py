@@ -18,6 +18,7 @@ torch.set_num_threads(smk.threads)
 evaluate_run(
     smk.input.run_json,
     smk.input.ckpt,
+    smk.input.features,
     graph_paths(smk.input),
     list(smk.params.test_sets),
     smk.output[0],

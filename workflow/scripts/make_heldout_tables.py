@@ -1,4 +1,4 @@
-"""Snakemake adapter: the held-out table from every fold's predictions."""
+"""Snakemake adapter: the held-out table from every fold's ensemble and member runs."""
 
 from kappaflow.logs import log_to_file
 
@@ -6,10 +6,14 @@ log_to_file(snakemake.log[0])  # noqa: F821
 
 from kappaflow.evaluation.files import write_heldout_tables
 
+inputs, output = snakemake.input, snakemake.output  # noqa: F821
 write_heldout_tables(
-    snakemake.input.folds,  # noqa: F821
-    snakemake.input.matches,  # noqa: F821
-    snakemake.output.predictions,  # noqa: F821
-    snakemake.output.table_csv,  # noqa: F821
-    snakemake.output.table_md,  # noqa: F821
+    inputs.ensembles,
+    inputs.runs,
+    inputs.baseline,
+    inputs.matches,
+    output.predictions,
+    output.per_run,
+    output.table_csv,
+    output.table_md,
 )

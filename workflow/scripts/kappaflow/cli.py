@@ -93,6 +93,10 @@ def predict_command(args: argparse.Namespace) -> int:
             table.to_parquet(args.out, index=False)
         else:
             table.to_csv(args.out, index=False)
+    from kappaflow.trust import trust_warnings
+
+    for line in trust_warnings(ensemble.trust):
+        _say(line)
     n_ok = int(table["error"].isna().sum())
     if n_ok < len(table):
         _say(f"{n_ok} of {len(table)} structures predicted")

@@ -330,6 +330,11 @@ class GraphSet:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def elements(self) -> list[set[str]]:
+        """The element symbols of each graph."""
+        return [{ELEMENT_TYPES[t] for t in self.node_type[start:stop]}
+                for start, stop in zip(self.node_ptr[:-1], self.node_ptr[1:], strict=True)]
+
     def _parts(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, ...]:
         """Graph indices, their node and edge counts, and the node and edge rows they cover."""
         indices = np.asarray(indices, dtype=np.int64)

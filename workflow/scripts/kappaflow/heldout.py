@@ -1,11 +1,16 @@
-"""Held-out evaluation: K-fold outer cross-validation with an inner validation split.
+"""Held-out evaluation: K-fold outer cross-validation with an inner validation split, one small ensemble per fold.
 
-For fold ``f`` of set ``name`` the outer test part is fold ``f``; the remaining materials are split
-into an inner training part (what the model fits) and an inner validation part (what picks the
-checkpoint). The outer test part is seen by neither, so its metrics are an honest estimate, unlike
-the paper's protocol, which selects the epoch on the split it reports. MIX folds Dataset1 and
-Dataset2 separately and concatenates, as the paper splits MIX, so MIX fold ``f`` = Dataset1 fold
-``f`` ∪ Dataset2 fold ``f`` for the same seed.
+For fold ``f`` of set ``name`` the outer test part is fold ``f`` (the assignment depends only on the ids,
+``K`` and ``heldout.seed``); each ensemble member (seed ``s`` of ``heldout.seeds``) splits the remaining
+materials into an inner training part (what it fits) and an inner validation part (what picks its
+checkpoint) with its own seed. The outer test part is seen by no member, so its metrics are an honest
+estimate, unlike the paper's protocol, which selects the epoch on the split it reports. MIX folds
+Dataset1 and Dataset2 separately and concatenates, as the paper splits MIX, so MIX fold ``f`` =
+Dataset1 fold ``f`` ∪ Dataset2 fold ``f``.
+
+:func:`fold_ensemble` joins a fold's members: the ensemble's mean κ, the spread of log10 κ over members
+(what :mod:`kappaflow.calibration` calibrates) and each test material's distance to the fold's training
+materials (:mod:`kappaflow.domain`, what the applicability domain's threshold is found from).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kappaflow.baseline import fit_predict, read_materials
+from kappaflow.domain import DOMAIN_COLUMNS, build_reference, nearest, stacked_features
 from kappaflow.graphs import GraphSet
-from kappaflow.protocol import HELDOUT_SETS, SET_SOURCES, STEP_INIT, STEPS
+from kappaflow.protocol import FAILED_STATUSES, HELDOUT_SETS, OK, SET_SOURCES, STEP_INIT, STEPS, unphysical
 from kappaflow.training.splits import SplitError, split_indices
+from kappaflow.trust import log_spread
 
 @dataclass(frozen=True)
 class FoldIndices:
@@ -52,35 +59,41 @@ def fold_of(ids: Sequence[str] | np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def fold_indices(
-    ids: Sequence[str] | np.ndarray, fold: int, k: int, seed: int, val_fraction: float, name: str = "dataset"
+    ids: Sequence[str] | np.ndarray, fold: int, k: int, fold_seed: int, run_seed: int, val_fraction: float,
+    name: str = "dataset",
 ) -> FoldIndices:
-    """Inner training, inner validation and outer test rows of ``fold`` (sorted, pairwise disjoint)."""
+    """Inner training, inner validation and outer test rows of ``fold`` (sorted, pairwise disjoint).
+
+    ``fold_seed`` assigns the outer folds; ``run_seed`` splits the rest into inner training and validation.
+    """
     if not 0 <= fold < k:
         raise ValueError(f"fold must be in [0, {k}), got {fold}")
     ids = np.asarray(ids, dtype=object)
-    folds = fold_of(ids, k, seed)
+    folds = fold_of(ids, k, fold_seed)
     test = np.flatnonzero(folds == fold)
     rest = np.flatnonzero(folds != fold)
-    inner_train, inner_val = split_indices(ids[rest], seed, val_fraction, name=f"{name} fold {fold} (inner)")
+    inner_train, inner_val = split_indices(ids[rest], run_seed, val_fraction, name=f"{name} fold {fold} (inner)")
     return FoldIndices(train=rest[inner_train], val=rest[inner_val], test=test)
 
 
 def set_fold_indices(
-    name: str, ids: Mapping[str, np.ndarray], fold: int, k: int, seed: int, val_fraction: float
+    name: str, ids: Mapping[str, np.ndarray], fold: int, k: int, fold_seed: int, run_seed: int, val_fraction: float
 ) -> dict[str, FoldIndices]:
     """Fold indices per dataset key behind set ``name`` (``ids``: dataset key → ids)."""
     if name not in HELDOUT_SETS:
         raise ValueError(f"held-out protocol supports {HELDOUT_SETS}, not {name!r}")
     return {
-        key: fold_indices(ids[key], fold, k, seed, val_fraction, name=f"{name} ({key})") for key in SET_SOURCES[name]
+        key: fold_indices(ids[key], fold, k, fold_seed, run_seed, val_fraction, name=f"{name} ({key})")
+        for key in SET_SOURCES[name]
     }
 
 
 def fold_graphs(
-    name: str, graphs: Mapping[str, GraphSet], fold: int, k: int, seed: int, val_fraction: float
+    name: str, graphs: Mapping[str, GraphSet], fold: int, k: int, fold_seed: int, run_seed: int, val_fraction: float
 ) -> tuple[GraphSet, GraphSet, GraphSet]:
     """Inner training, inner validation and outer test graphs of ``fold`` of set ``name``."""
-    parts = set_fold_indices(name, {key: graphs[key].ids for key in SET_SOURCES[name]}, fold, k, seed, val_fraction)
+    ids = {key: graphs[key].ids for key in SET_SOURCES[name]}
+    parts = set_fold_indices(name, ids, fold, k, fold_seed, run_seed, val_fraction)
     return tuple(  # type: ignore[return-value]
         GraphSet.concat([graphs[key].subset(getattr(parts[key], part)) for key in SET_SOURCES[name]])
         for part in ("train", "val", "test")
@@ -88,16 +101,17 @@ def fold_graphs(
 
 
 def fold_frame(
-    step: str, train_on: str, fold: int, test: GraphSet | pd.DataFrame, kappa_pred: np.ndarray, status: str
+    step: str, train_on: str, fold: int, seed: int, test: GraphSet | pd.DataFrame, kappa_pred: np.ndarray, status: str
 ) -> pd.DataFrame:
-    """Held-out predictions of one fold: ``step, train_on, fold, id, formula, kappa_true, kappa_pred, status``."""
+    """Held-out predictions of one run of one fold:
+    ``step, train_on, fold, seed, id, formula, kappa_true, kappa_pred, status``."""
     if isinstance(test, GraphSet):
         ids, formulas, targets = test.ids, test.formulas, test.targets
     else:
         ids, formulas, targets = test["id"].to_numpy(), test["formula"].to_numpy(), test["target"].to_numpy()
     return pd.DataFrame(
         {
-            "step": step, "train_on": train_on, "fold": int(fold), "id": np.asarray(ids, dtype=object),
+            "step": step, "train_on": train_on, "fold": int(fold), "seed": int(seed), "id": np.asarray(ids, dtype=object),
             "formula": np.asarray(formulas, dtype=object), "kappa_true": np.asarray(targets, dtype=float),
             "kappa_pred": np.asarray(kappa_pred, dtype=float), "status": status,
         }
@@ -115,19 +129,19 @@ def baseline_heldout(
     """Held-out predictions of the composition baseline on every fold of every set.
 
     The forest has no checkpoint to select, so it fits on the inner training and validation parts
-    together (everything but the outer test fold).
+    together (everything but the outer test fold); one forest per fold (seed ``seed``).
     """
     frames = []
     for name in train_sets:
         ids = {key: materials[key]["id"].to_numpy(dtype=object) for key in SET_SOURCES[name]}
         for fold in range(k):
-            parts = set_fold_indices(name, ids, fold, k, seed, val_fraction)
+            parts = set_fold_indices(name, ids, fold, k, seed, seed, val_fraction)
             fit = pd.concat(
                 [materials[key].iloc[np.concatenate([p.train, p.val])] for key, p in parts.items()], ignore_index=True
             )
             test = pd.concat([materials[key].iloc[p.test] for key, p in parts.items()], ignore_index=True)
             kappa = fit_predict(fit["formula"], fit["target"], test["formula"], seed, **model_kwargs)
-            frames.append(fold_frame("RF", name, fold, test, kappa, "ok"))
+            frames.append(fold_frame("RF", name, fold, seed, test, kappa, "ok"))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -142,7 +156,6 @@ def write_baseline_heldout(
     frame.to_parquet(output, index=False)
 
 
-#: How each step initialises its network (``RunSpec.init``).
 def write_subset(source: str | Path, target: str | Path, ids: Sequence[str]) -> None:
     """Copy the rows of graph parquet ``source`` whose id is in ``ids`` to ``target`` (metadata kept)."""
     table = pq.read_table(source)
@@ -156,25 +169,29 @@ def train_fold(
     train_on: str,
     fold: int,
     k: int,
+    fold_seed: int,
     seed: int,
     graph_paths: Mapping[str, str | Path],
     pretrained_dir: str | Path,
     work_dir: str | Path,
     output: str | Path,
+    features_output: str | Path,
     stage1_checkpoint: str | Path | None = None,
     **run_options: object,
 ) -> pd.DataFrame:
-    """Train one (step, set, fold) with the training runner and predict its outer test fold.
+    """Train one member (seed ``seed``) of the (step, set, fold) ensemble and predict its outer test fold.
 
     The runner gets graph files holding only the non-test materials of the fold, so its own
     train/validation split (``split_indices`` of those ids with ``seed``) is exactly the inner split
     of :func:`fold_indices`; the outer test fold never enters training or checkpoint selection.
     ``run_options`` go to :class:`kappaflow.training.runner.RunSpec` (epochs, batch_size, lr, ...).
-    Writes the fold's predictions to ``output`` and returns them.
+    Writes the fold's predictions to ``output``, the member's features of every material of the set to
+    ``features_output`` (:func:`kappaflow.domain.features_frame`), and returns the predictions.
     """
+    from kappaflow.domain import features_frame
     from kappaflow.training.checkpoint import load_trained
     from kappaflow.training.data import read_graphs
-    from kappaflow.training.predict import predict_kappa
+    from kappaflow.training.predict import predict_kappa_features
     from kappaflow.training.runner import RunSpec, train_run
 
     if step not in STEPS:
@@ -185,7 +202,7 @@ def train_fold(
     keys = SET_SOURCES[train_on]
     graphs = read_graphs({key: graph_paths[key] for key in keys})
     val_fraction = float(run_options["val_fraction"])  # type: ignore[arg-type]
-    parts = set_fold_indices(train_on, {key: graphs[key].ids for key in keys}, fold, k, seed, val_fraction)
+    parts = set_fold_indices(train_on, {key: graphs[key].ids for key in keys}, fold, k, fold_seed, seed, val_fraction)
     fit_paths = {}
     for key in keys:
         fit_ids = graphs[key].ids[np.concatenate([parts[key].train, parts[key].val])]
@@ -198,8 +215,55 @@ def train_fold(
     )
     result = train_run(spec)
     model, scaler = load_trained(Path(spec.out_dir) / "best.ckpt")
-    test = GraphSet.concat([graphs[key].subset(parts[key].test) for key in keys])
-    frame = fold_frame(step, train_on, fold, test, predict_kappa(model, scaler, test), result.status)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    everything = GraphSet.concat([graphs[key] for key in keys])
+    kappa, features = predict_kappa_features(model, scaler, everything)
+    part = np.concatenate([np.select([np.isin(np.arange(len(graphs[key])), parts[key].test),
+                                      np.isin(np.arange(len(graphs[key])), parts[key].val)], ["test", "val"], "train")
+                           for key in keys])
+    test = part == "test"
+    frame = fold_frame(step, train_on, fold, seed, everything.subset(np.flatnonzero(test)), kappa[test], result.status)
+    for path in (output, features_output):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(output, index=False)
+    features_frame(everything.ids, everything.formulas, everything.targets, part, features).to_parquet(features_output)
     return frame
+
+
+#: Columns of a fold ensemble's table (one row per outer-test material).
+ENSEMBLE_COLUMNS = ["step", "train_on", "fold", "id", "formula", "kappa_true", "kappa_pred", "log_std", "n_models",
+                    "unphysical", *DOMAIN_COLUMNS, "status"]
+
+
+def fold_ensemble(run_predictions: Sequence[str | Path], run_features: Sequence[str | Path], output: str | Path) -> pd.DataFrame:
+    """Join one fold's members (their predictions and features, in the same seed order) into its ensemble table.
+
+    Members whose status is collapsed or diverged are left out, as ``kappaflow predict`` leaves them out;
+    a fold without any usable member keeps its rows with ``kappa_pred`` NaN and the members' status.
+    """
+    runs = [pd.read_parquet(path) for path in run_predictions]
+    ids = runs[0]["id"].tolist()
+    if any(run["id"].tolist() != ids for run in runs):
+        raise ValueError(f"the members of {Path(output).parent} predicted different test materials")
+    usable = [i for i, run in enumerate(runs) if run["status"].iloc[0] not in FAILED_STATUSES] if ids else []
+    first = runs[0]
+    table = first[["step", "train_on", "fold", "id", "formula", "kappa_true"]].copy()
+    if usable:
+        kappa = np.stack([runs[i]["kappa_pred"].to_numpy(dtype=np.float64) for i in usable])
+        features = [pd.read_parquet(run_features[i]) for i in usable]
+        fit = (features[0]["part"] != "test").to_numpy()
+        test_rows = features[0].set_index("id").index.get_indexer(ids)
+        stacked = stacked_features(features)
+        reference = build_reference(features[0]["id"][fit], features[0]["formula"][fit],
+                                    features[0]["kappa_wmk"][fit], stacked[:, fit])
+        table = table.assign(kappa_pred=kappa.mean(axis=0), log_std=log_spread(kappa), n_models=len(usable),
+                             unphysical=unphysical(kappa).any(axis=0))
+        table[DOMAIN_COLUMNS] = nearest(reference, stacked[:, test_rows]).to_numpy()
+        table["status"] = OK
+    else:
+        table = table.assign(kappa_pred=np.nan, log_std=np.nan, n_models=0, unphysical=False,
+                             **{column: None for column in DOMAIN_COLUMNS},
+                             status=runs[0]["status"].iloc[0] if ids else OK)
+    table = table[ENSEMBLE_COLUMNS].astype({"nearest_distance": float, "nearest_kappa_wmk": float})
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(output, index=False)
+    return table

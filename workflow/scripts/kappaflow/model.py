@@ -99,9 +99,13 @@ class KappaNet(nn.Module):
         """
         return megnet_features(self.backbone, batch, bond_basis)
 
+    def head_output(self, features: Tensor) -> Tensor:
+        """Standardised predictions from :meth:`features`' output, shape ``(num_graphs,)``."""
+        return run_layers(self.head, features).reshape(-1)
+
     def forward(self, batch: GraphBatch, bond_basis: BondBasis | None = None) -> Tensor:
         """Standardised predictions, shape ``(num_graphs,)`` (``bond_basis`` as in :meth:`features`)."""
-        return run_layers(self.head, self.features(batch, bond_basis)).reshape(-1)
+        return self.head_output(self.features(batch, bond_basis))
 
     def config(self) -> dict[str, Any]:
         """Everything :func:`kappanet_from_config` needs to rebuild this architecture."""

@@ -3,7 +3,9 @@
 An *ensemble* is a model folder ``results/models/step{I,II,III}/{train_set}/`` holding
 ``run{seed}/best.ckpt`` (runs whose ``run.json`` says ``collapsed`` or ``diverged`` are left out),
 or a single run folder. Each model predicts κ (W/mK) with its own scaler; the ensemble reports the
-mean and the sample standard deviation (``ddof=1``; NaN for a single model) over its models.
+mean and the sample standard deviation (``ddof=1``; NaN for a single model) over its models, and how far
+each prediction can be trusted (:mod:`kappaflow.trust`: calibrated interval, closest training material,
+``in_domain``) from the ``domain.parquet`` and ``trust.json`` the workflow writes beside the runs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,20 +32,23 @@ from kappaflow.graphs import (
     graph_set_from_table,
     structure_to_record,
 )
+from kappaflow.domain import unseen_elements
 from kappaflow.inputs import Item
 from kappaflow.model import KappaNet
 from kappaflow.protocol import FAILED_STATUSES, unphysical
 from kappaflow.quotient import quotient
 from kappaflow.training.checkpoint import read_checkpoint, trained_model, training_elements
 from kappaflow.training.scaling import TargetScaler
+from kappaflow.trust import TRUST_COLUMNS, Trust, read_trust, trust_columns
 from kappaflow.validation import InvalidRow, Limits, check_structure
 
 log = logging.getLogger(__name__)
 
 #: ``unphysical``: some model of the ensemble predicts κ ≤ 0 W/mK (:func:`kappaflow.protocol.unphysical`).
 #: ``unseen_elements``: elements of the structure absent from every run's training data (:func:`unseen_elements`).
+#: Then the interval, nearest training material and ``in_domain`` (:data:`kappaflow.trust.TRUST_COLUMNS`).
 RESULT_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "n_models", "unphysical", "unseen_elements",
-                  "error"]
+                  *TRUST_COLUMNS, "error"]
 #: Structures featurized and predicted together (memory stays flat with the number of inputs).
 BLOCK_SIZE = 2048
 _RUN = re.compile(r"run(\d+)$")
@@ -63,7 +68,9 @@ class Ensemble:
     scalers: list[TargetScaler]
     device: torch.device
     #: Elements of the κ-labelled materials any run learned from; None if a run's checkpoint does not say.
-    training_elements: frozenset[str] | None = None
+    training_elements: frozenset[str] | None
+    #: Domain reference and calibration of the ensemble (:func:`kappaflow.trust.read_trust`).
+    trust: Trust
 
     def __len__(self) -> int:
         return len(self.models)
@@ -136,14 +143,8 @@ def load_ensemble(model_dir: str | Path, device: torch.device | str = "cpu", nam
         scalers.append(scaler)
     label = name or "/".join(Path(model_dir).resolve().parts[-2:])
     known = None if None in elements else frozenset().union(*elements)
-    return Ensemble(label, [path.parent.name for path in paths], models, scalers, device, known)
-
-
-def unseen_elements(structure_elements: Iterable[str], ensemble: Ensemble) -> str | None:
-    """Comma-separated elements the ensemble never learned from (``""``: none; None: not recorded)."""
-    if ensemble.training_elements is None:
-        return None
-    return ",".join(sorted(set(structure_elements) - ensemble.training_elements))
+    runs = [path.parent.name for path in paths]
+    return Ensemble(label, runs, models, scalers, device, known, read_trust(model_dir, runs))
 
 
 def graph_set(records: Sequence[dict[str, object]], cutoff: float) -> GraphSet:
@@ -152,32 +153,36 @@ def graph_set(records: Sequence[dict[str, object]], cutoff: float) -> GraphSet:
     return graph_set_from_table(featurize_table(table, cutoff))
 
 
-def ensemble_kappa(ensemble: Ensemble, graphs: GraphSet, batch_size: int = 64) -> np.ndarray:
-    """κ (W/mK) of every model for every graph: shape ``(n_models, n_graphs)``.
+def ensemble_outputs(ensemble: Ensemble, graphs: GraphSet, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """κ (W/mK) of every model for every graph, ``(n_models, n_graphs)``, and their backbone features,
+    ``(n_models, n_graphs, d)``.
 
     Each batch is collated (and moved to the device) once and run through every model, under
     ``torch.inference_mode`` (no autograd bookkeeping); the edge-length basis expansion, which has no
     trainable parameter, is computed once per batch when every model uses the same one. Graphs are
     reduced to their quotient graphs first (:mod:`kappaflow.quotient`).
     """
-    if len(graphs) == 0:
-        return np.zeros((len(ensemble), 0))
-    graphs = quotient(graphs)
     first = ensemble.models[0]
+    if len(graphs) == 0:
+        return np.zeros((len(ensemble), 0)), np.zeros((len(ensemble), 0, first.head[0].in_features))
+    graphs = quotient(graphs)
     shared = all(first.shares_bond_basis(model) for model in ensemble.models[1:])
     outputs: list[list[torch.Tensor]] = [[] for _ in ensemble.models]
+    features: list[list[torch.Tensor]] = [[] for _ in ensemble.models]
     with torch.inference_mode():
         for start in range(0, len(graphs), batch_size):
             batch = graphs.batch(np.arange(start, min(start + batch_size, len(graphs)))).to(ensemble.device)
             basis = first.bond_basis(batch) if shared else None
-            for out, model in zip(outputs, ensemble.models, strict=True):
-                out.append(model(batch, basis).reshape(-1))
-    return np.stack(
+            for out, feats, model in zip(outputs, features, ensemble.models, strict=True):
+                feats.append(model.features(batch, basis))
+                out.append(model.head_output(feats[-1]))
+    kappa = np.stack(
         [
             np.asarray(scaler.inverse(torch.cat(out).double().cpu().numpy()), dtype=np.float64)
             for out, scaler in zip(outputs, ensemble.scalers, strict=True)
         ]
     )
+    return kappa, np.stack([torch.cat(feats).double().cpu().numpy() for feats in features])
 
 
 def mean_std(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +231,7 @@ def predict_items(
                     continue
                 rows[index]["formula"] = item.structure.composition.reduced_formula
                 rows[index]["unseen_elements"] = unseen_elements(
-                    (element.symbol for element in item.structure.composition.elements), ensemble
+                    (element.symbol for element in item.structure.composition.elements), ensemble.training_elements
                 )
                 try:
                     records.append(checked_record(item.structure, limits))
@@ -236,11 +241,12 @@ def predict_items(
                 except Exception as error:  # noqa: BLE001 (one odd structure must not stop the others)
                     rows[index]["error"] = f"cannot build its graph ({type(error).__name__}: {error})"
             if records:
-                kappa = ensemble_kappa(ensemble, graph_set(records, limits.cutoff), batch_size)
+                kappa, features = ensemble_outputs(ensemble, graph_set(records, limits.cutoff), batch_size)
                 mean, std = mean_std(kappa)
                 flags = unphysical(kappa).any(axis=0)
-                for index, m, s, flag in zip(good, mean, std, flags, strict=True):
+                trusted = trust_columns(ensemble.trust, kappa, features, [rows[i]["unseen_elements"] for i in good])
+                for index, m, s, flag, extra in zip(good, mean, std, flags, trusted.to_dict("records"), strict=True):
                     rows[index].update(pred_mean_wmk=float(m), pred_std_wmk=float(s), n_models=len(ensemble),
-                                       unphysical=bool(flag))
+                                       unphysical=bool(flag), **extra)
             bar.update(block.stop - block.start)
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)

@@ -90,9 +90,15 @@ def has_run(step: str, train_on: str) -> bool:
     return not (step == "III" and train_on == "AFLOW")
 
 
+def ensemble_dir(step: str, train_on: str) -> str:
+    """Folder of one ensemble (what ``kappaflow predict --model`` takes): its runs, ``domain.parquet``, ``trust.json``."""
+    return f"results/models/step{step}/{train_on}"
+
+
 def run_dir(step: str, train_on: str, seed: int | str) -> str:
-    """Folder of one trained run: ``best.ckpt``, ``metrics.csv``, ``run.json``, ``predictions.parquet``."""
-    return f"results/models/step{step}/{train_on}/run{seed}"
+    """Folder of one trained run: ``best.ckpt``, ``metrics.csv``, ``run.json``, ``predictions.parquet``,
+    ``features.parquet``."""
+    return f"{ensemble_dir(step, train_on)}/run{seed}"
 
 
 def stage1_dir(seed: int | str) -> str:
@@ -108,3 +114,12 @@ def runs(steps: Iterable[str], train_sets: Iterable[str], seeds: Iterable[int]) 
             if has_run(step, train_on):
                 for seed in seeds:
                     yield step, train_on, seed
+
+
+def ensembles(steps: Iterable[str], train_sets: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Every ``(step, train_on)`` ensemble the protocol trains for these settings."""
+    train_sets = list(train_sets)
+    for step in steps:
+        for train_on in train_sets:
+            if has_run(step, train_on):
+                yield step, train_on

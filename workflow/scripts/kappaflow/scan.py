@@ -4,9 +4,11 @@ The screening set (``mp_id, formula``) comes from the mirror (``mp/screening_set
 Materials Project query for stable materials (:func:`query_screening_set`). It is predicted in chunks
 (one Snakemake job each, :func:`scan_chunk`) by every configured ensemble; rows that cannot become
 a graph, or that hold an excluded element (radioactive by default), go to the quarantine with their
-reason. :func:`gather_scan` joins the chunks and asserts rows in = predicted + rejected;
-:func:`write_candidates` picks the candidates: per ensemble, the ``n_candidates`` lowest mean κ among
-the materials whose relative std (std / mean) is at most ``max_rel_std`` and that no model predicts
+reason. Every prediction carries its trust columns (:mod:`kappaflow.trust`: calibrated interval, closest
+training material, ``in_domain``). :func:`gather_scan` joins the chunks, asserts rows in = predicted +
+rejected, and adds the spread between the ensembles' means for each material; :func:`write_candidates`
+picks the candidates: per ensemble, the ``n_candidates`` lowest mean κ among the materials in the
+ensemble's domain whose relative std (std / mean) is at most ``max_rel_std`` and that no model predicts
 unphysical; an ensemble without any says why.
 
 Each step runs in its own Snakemake env, so the heavy imports (mp-api, PyTorch, matplotlib) are
@@ -24,10 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kappaflow.trust import TRUST_COLUMNS
+
 log = logging.getLogger(__name__)
 
 SCREENING_COLUMNS = ["mp_id", "formula"]
-PREDICTION_COLUMNS = ["mp_id", "formula", "model", "pred_mean_wmk", "pred_std_wmk", "unphysical", "unseen_elements"]
+#: Then the trust columns (:data:`kappaflow.trust.TRUST_COLUMNS`: interval, closest training material, in_domain).
+PREDICTION_COLUMNS = ["mp_id", "formula", "model", "pred_mean_wmk", "pred_std_wmk", "unphysical", "unseen_elements",
+                      *TRUST_COLUMNS]
+#: ``ensembles_rel_spread``: std / mean of the ensembles' mean predictions of the material (NaN with one ensemble).
+GATHERED_COLUMNS = [*PREDICTION_COLUMNS, "ensembles_rel_spread"]
 #: ``note``: empty for a candidate; for an ensemble without any, its one row says why.
 CANDIDATE_COLUMNS = ["model", "rank", "mp_id", "formula", "pred_mean_wmk", "pred_std_wmk", "rel_std", "note"]
 REJECTED_COLUMNS = ["mp_id", "reason"]
@@ -169,24 +177,25 @@ def predict_records(
     batch_size: int = 64, device: str = "cpu",
 ) -> pd.DataFrame:
     """Featurize ``records`` once and predict them with every ensemble (``{name: folder}``)."""
-    from kappaflow.graphs import ELEMENT_TYPES
-    from kappaflow.predict import ensemble_kappa, graph_set, load_ensemble, mean_std, unseen_elements
+    from kappaflow.domain import unseen_elements
+    from kappaflow.predict import ensemble_outputs, graph_set, load_ensemble, mean_std
     from kappaflow.protocol import unphysical
+    from kappaflow.trust import trust_columns
 
     graphs = graph_set(records, cutoff)
-    elements = [{ELEMENT_TYPES[t] for t in graphs.node_type[start:stop]}
-                for start, stop in zip(graphs.node_ptr[:-1], graphs.node_ptr[1:])]
+    elements = graphs.elements()
     parts = []
     for name, folder in model_dirs.items():
         ensemble = load_ensemble(folder, device, name=name)
         if ensemble.cutoff != cutoff:
             raise ValueError(f"{name}: models use a {ensemble.cutoff} Å cutoff, the scan {cutoff} Å")
-        kappa = ensemble_kappa(ensemble, graphs, batch_size)
+        kappa, features = ensemble_outputs(ensemble, graphs, batch_size)
         mean, std = mean_std(kappa)
-        parts.append(pd.DataFrame({"mp_id": graphs.ids, "formula": graphs.formulas, "model": name,
-                                   "pred_mean_wmk": mean, "pred_std_wmk": std,
-                                   "unphysical": unphysical(kappa).any(axis=0),
-                                   "unseen_elements": [unseen_elements(found, ensemble) for found in elements]}))
+        unseen = [unseen_elements(found, ensemble.training_elements) for found in elements]
+        part = pd.DataFrame({"mp_id": graphs.ids, "formula": graphs.formulas, "model": name,
+                             "pred_mean_wmk": mean, "pred_std_wmk": std, "unphysical": unphysical(kappa).any(axis=0),
+                             "unseen_elements": unseen})
+        parts.append(pd.concat([part, trust_columns(ensemble.trust, kappa, features, unseen)], axis=1))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PREDICTION_COLUMNS)
 
 
@@ -225,11 +234,16 @@ def scan_chunk(
 # --- gather ----------------------------------------------------------------------------------
 
 
+def in_domain(predictions: pd.DataFrame) -> pd.Series:
+    """``in_domain`` as booleans (a CSV round trip gives strings; unknown counts as out of domain)."""
+    return predictions["in_domain"].astype(str) == "True"
+
+
 def select_candidates(predictions: pd.DataFrame, n_candidates: int, max_rel_std: float) -> pd.DataFrame:
-    """Per model, the ``n_candidates`` lowest mean κ with ``std / mean ≤ max_rel_std`` (NaN std fails) that
-    no model predicts unphysical (κ ≤ 0)."""
+    """Per model, the ``n_candidates`` lowest mean κ in the ensemble's domain with ``std / mean ≤ max_rel_std``
+    (NaN std fails) that no model predicts unphysical (κ ≤ 0)."""
     table = predictions.assign(rel_std=predictions["pred_std_wmk"] / predictions["pred_mean_wmk"].abs())
-    confident = table[(table["rel_std"] <= max_rel_std) & ~table["unphysical"].astype(bool)]
+    confident = table[(table["rel_std"] <= max_rel_std) & ~table["unphysical"].astype(bool) & in_domain(table)]
     picked = (
         confident.sort_values(["model", "pred_mean_wmk", "mp_id"]).groupby("model", sort=True).head(n_candidates)
     )
@@ -242,11 +256,13 @@ def select_candidates(predictions: pd.DataFrame, n_candidates: int, max_rel_std:
 def no_candidate_note(table: pd.DataFrame, max_rel_std: float) -> str:
     """Why one ensemble's predictions (with ``rel_std``) hold no candidate."""
     unphysical = table["unphysical"].astype(bool)
-    uncertain = ~unphysical & ~(table["rel_std"] <= max_rel_std)
-    lowest = table.loc[~unphysical, "rel_std"].min()
+    outside = ~unphysical & ~in_domain(table)
+    uncertain = ~unphysical & ~outside & ~(table["rel_std"] <= max_rel_std)
+    lowest = table.loc[~unphysical & ~outside, "rel_std"].min()
     return (f"no candidate: of {len(table)} materials, {int(unphysical.sum())} have an unphysical prediction "
-            f"(κ ≤ 0) and {int(uncertain.sum())} a relative std above max_rel_std {max_rel_std:g} or undefined "
-            f"(lowest {lowest:.3g})")
+            f"(κ ≤ 0), {int(outside.sum())} lie outside the ensemble's domain (unseen elements or beyond its "
+            f"distance threshold) and {int(uncertain.sum())} have a relative std above max_rel_std "
+            f"{max_rel_std:g} or undefined (lowest {lowest:.3g})")
 
 
 def gather_scan(
@@ -267,9 +283,11 @@ def gather_scan(
         )
     order = {mp_id: i for i, mp_id in enumerate(screening["mp_id"])}
     predictions = predictions.sort_values(["model", "mp_id"], key=lambda c: c.map(order) if c.name == "mp_id" else c)
+    means = predictions.groupby("mp_id")["pred_mean_wmk"]
+    predictions["ensembles_rel_spread"] = predictions["mp_id"].map(means.std(ddof=1) / means.mean().abs())
     for path in (predictions_out, rejected_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    predictions[PREDICTION_COLUMNS].to_csv(predictions_out, index=False)
+    predictions[GATHERED_COLUMNS].to_csv(predictions_out, index=False)
     rejected[REJECTED_COLUMNS].to_csv(rejected_out, index=False)
     counts = {"rows_in": len(screening), "predicted": len(predicted_ids), "rejected": len(rejected_ids)}
     log.info("scan: %s", counts)

@@ -11,8 +11,10 @@ import pandas as pd
 
 from kappaflow.evaluation.runs import collect_runs
 from kappaflow.protocol import unphysical
+from kappaflow.trust import read_threshold, within_domain
 from kappaflow.evaluation.tables import (
     heldout_markdown,
+    heldout_per_run,
     heldout_table,
     mape_markdown,
     mape_table,
@@ -43,13 +45,24 @@ def read_history(run_jsons: Iterable[str | Path]) -> pd.DataFrame:
 def collect(
     run_jsons: Sequence[str | Path],
     baseline: Sequence[str | Path],
+    trust: Sequence[str | Path],
     predictions_out: str | Path,
     runs_out: str | Path,
     history_out: str | Path,
 ) -> None:
-    """Concatenate every run's predictions (and the baseline's) with ``status`` and ``unphysical`` columns;
-    runs and history."""
+    """Concatenate every run's predictions (and the baseline's) with ``status``, ``unphysical`` and ``in_domain``
+    columns; runs and history.
+
+    ``trust``: the ``trust.json`` of every ensemble, whose held-out distance threshold decides ``in_domain``
+    (with the run's unseen elements and its distance to its own training split); the baseline has no domain.
+    """
     runs, predictions = collect_runs(run_jsons)
+    thresholds = {tuple(Path(path).parent.parts[-2:]): read_threshold(path) for path in trust}
+    predictions["in_domain"] = False
+    for (step, train_on), rows in predictions.groupby(["step", "train_on"]).groups.items():
+        part = predictions.loc[rows]
+        predictions.loc[rows, "in_domain"] = within_domain(
+            part["unseen_elements"].tolist(), part["nearest_distance"].to_numpy(), thresholds[f"step{step}", train_on])
     frames = [predictions, *(pd.read_parquet(path) for path in baseline)]
     predictions = pd.concat([f for f in frames if len(f)], ignore_index=True)
     predictions["unphysical"] = unphysical(predictions["kappa_pred"])
@@ -96,21 +109,33 @@ def overlap_note(test_ids: Sequence[str], matches: pd.DataFrame, id_column: str)
 
 
 def write_heldout_tables(
-    folds: Sequence[str | Path],
+    ensembles: Sequence[str | Path],
+    runs: Sequence[str | Path],
+    baseline: Sequence[str | Path],
     matches: str | Path | None,
     predictions_out: str | Path,
+    per_run_out: str | Path,
     table_csv: str | Path,
     table_md: str | Path,
 ) -> None:
-    """``heldout_table.{csv,md}`` from the per-fold predictions (graph network folds and baseline)."""
-    predictions = pd.concat([pd.read_parquet(path) for path in folds], ignore_index=True)
+    """``heldout_table.{csv,md}`` from the fold ensembles and their member runs (and the baseline's folds,
+    one forest each: its own ensemble and run), the pooled predictions and the per-run metrics."""
+    ensemble_rows = [pd.read_parquet(path) for path in ensembles]
+    run_rows = [pd.read_parquet(path) for path in runs]
+    for path in baseline:
+        forests = pd.read_parquet(path)
+        ensemble_rows.append(forests)
+        run_rows.append(forests)
+    predictions = pd.concat(ensemble_rows, ignore_index=True)
     predictions["unphysical"] = unphysical(predictions["kappa_pred"])
-    table = heldout_table(predictions)
+    per_run = heldout_per_run(pd.concat(run_rows, ignore_index=True))
+    table = heldout_table(predictions, per_run)
     notes = []
     if matches is not None and "III" in set(predictions["step"]):
         tested = predictions.loc[predictions["step"] == "III", "id"].unique()
         notes.append(overlap_note(tested, pd.read_csv(matches), id_column="mp_id"))
-    _mkdirs(predictions_out, table_csv, table_md)
+    _mkdirs(predictions_out, per_run_out, table_csv, table_md)
     predictions.to_parquet(predictions_out, index=False)
+    per_run.to_csv(per_run_out, index=False, float_format="%.4f")
     table.to_csv(table_csv, index=False, float_format="%.4f")
     Path(table_md).write_text(heldout_markdown(table, notes))

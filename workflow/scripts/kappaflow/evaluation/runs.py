@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kappaflow.domain import DOMAIN_COLUMNS
 from kappaflow.protocol import OK, prediction_status, unphysical
 
 log = logging.getLogger(__name__)
 
-#: Columns of a run's ``predictions.parquet``.
-PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred", "unphysical"]
+#: Columns of a run's ``predictions.parquet`` (domain columns: against the run's own training split).
+PREDICTION_COLUMNS = ["step", "train_on", "run", "test_on", "id", "formula", "kappa_true", "kappa_pred", "unphysical",
+                      "unseen_elements", *DOMAIN_COLUMNS]
 #: ``run.json`` keys copied into the run frame as they are (absent in older runs: empty);
 #: ``collapsed_at_epoch``: first epoch of the constant predictions a collapsed run ended with
 #: (:mod:`kappaflow.training.health`).

@@ -1,8 +1,10 @@
 """One training run end to end: split, scale, train (resumable), select the best epoch, check its health, write.
 
 Outputs in ``out_dir`` (``results/models/step{I,II,III}/{train_on}/run{seed}/`` or
-``results/models/stage1/aflow/run{seed}/``): ``best.ckpt``, ``metrics.csv`` and ``run.json`` (with the
-package version and commit that trained it). Evaluating the run on test sets is a separate job
+``results/models/stage1/aflow/run{seed}/``): ``best.ckpt``, ``metrics.csv``, ``run.json`` (with the
+package version and commit that trained it) and ``features.parquet`` (the best model's representation of
+every material of the training set, train and validation splits: what the ensemble's applicability
+domain is measured against, :mod:`kappaflow.domain`). Evaluating the run on test sets is a separate job
 (:mod:`kappaflow.training.evaluate`), so that adding a test set never retrains.
 
 Resume state lives in the sibling folder ``<out_dir>.partial/`` (``last.ckpt``, the current best
@@ -31,6 +33,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from kappaflow.allocator import retain_freed_memory
+from kappaflow.domain import features_frame
 from kappaflow.graphs import ELEMENT_TYPES, GraphSet
 from kappaflow.model import build_kappanet
 from kappaflow.training.checkpoint import (
@@ -43,7 +46,7 @@ from kappaflow.training.checkpoint import (
 from kappaflow.training.data import GraphLoader, read_graphs, split_set
 from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, run_status
 from kappaflow.training.module import KappaModule, LoaderState
-from kappaflow.training.predict import predict_kappa
+from kappaflow.training.predict import predict_kappa, predict_kappa_features
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.protocol import DIVERGED, OK, relative_spread, sources_of
 from kappaflow.provenance import provenance
@@ -222,6 +225,8 @@ def train_run(
     best_epoch, best_val = best_of(module.history)
     best_model, best_scaler = load_trained(best_path)
     own_val_pred = predict_kappa(best_model, best_scaler, split.val, spec.batch_size)
+    trained_on = GraphSet.concat([graphs[key] for key in sources_of([spec.train_on])])
+    _, features = predict_kappa_features(best_model, best_scaler, trained_on, spec.batch_size)
     collapsed_at = collapsed_since(module.history)
     status = run_status(module.status == DIVERGED or best_epoch is None, own_val_pred, collapsed_at)
     if status != OK:
@@ -232,6 +237,10 @@ def train_run(
     export_checkpoint(best_path, out_dir / "best.ckpt")
     pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(
         out_dir / "metrics.csv", index=False
+    )
+    part = np.where(np.isin(trained_on.ids, split.train.ids), "train", "val")
+    features_frame(trained_on.ids, trained_on.formulas, trained_on.targets, part, features).to_parquet(
+        out_dir / "features.parquet", index=False
     )
     info = {
         "step": spec.step,

@@ -1,4 +1,4 @@
-"""Snakemake adapter: train one held-out fold and predict its outer test part."""
+"""Snakemake adapter: train one member of a held-out fold's ensemble and predict the outer test part."""
 
 from kappaflow.logs import log_to_file
 
@@ -13,11 +13,13 @@ train_fold(
     wildcards.train_on,
     int(wildcards.fold),
     params.folds,
-    params.seed,
+    params.fold_seed,
+    int(wildcards.seed),
     graph_paths(inputs),
     params.pretrained_dir,
     params.work_dir,
-    snakemake.output[0],  # noqa: F821
+    snakemake.output.predictions,  # noqa: F821
+    snakemake.output.features,  # noqa: F821
     stage1_checkpoint=inputs.stage1 if "stage1" in inputs.keys() else None,
     **params.run_options,
 )

@@ -1,0 +1,17 @@
+"""Snakemake adapter: an ensemble's domain.parquet and trust.json (kappaflow.trust)."""
+
+from kappaflow.logs import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+from kappaflow.trust import write_ensemble_trust
+
+inputs = snakemake.input  # noqa: F821
+write_ensemble_trust(
+    inputs.run_jsons,
+    inputs.features,
+    inputs.heldout_trust if "heldout_trust" in inputs.keys() else None,
+    snakemake.params.uncalibrated,  # noqa: F821
+    snakemake.output.domain,  # noqa: F821
+    snakemake.output.trust,  # noqa: F821
+)
