@@ -13,6 +13,7 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/scan.smk"
+include: "workflow/rules/backbones.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
         train_targets(),
         evaluate_targets(),
         scan_targets(),
+        frozen_targets(),

@@ -9,10 +9,10 @@ import pytest
 from _schema import run_options
 from kappaflow.heldout import (
     ENSEMBLE_COLUMNS,
-    baseline_heldout,
     fold_ensemble,
     fold_indices,
     fold_of,
+    heldout_predictions,
     set_fold_indices,
     train_fold,
 )
@@ -67,14 +67,24 @@ def test_too_few_materials() -> None:
 
 
 def test_baseline_heldout_table_columns() -> None:
+    from kappaflow.baseline import fit_predict, forest
     from kappaflow.evaluation.tables import heldout_per_run, heldout_table
 
     rng = np.random.default_rng(0)
     formulas = ["NaCl", "KCl", "MgO", "GaAs", "InP", "ZnS", "CdTe", "AlN", "GaN", "SiC", "BN", "LiF"] * 2
     materials = {"dataset1": pd.DataFrame({"id": [f"mp-{i}" for i in range(24)], "formula": formulas,
                                            "target": rng.uniform(1, 100, 24)})}
-    predictions = baseline_heldout(materials, ["Dataset1"], k=3, seed=0, val_fraction=0.2, n_estimators=10)
+    predictions = heldout_predictions(materials, ["Dataset1"], k=3, seed=0, val_fraction=0.2,
+                                      fit_predict=forest(10, 1, 1), step="RF")
     assert sorted(predictions["id"]) == sorted(materials["dataset1"]["id"])  # each material held out once
+    assert (predictions.groupby("fold")["fit_s"].nunique() == 1).all() and (predictions["fit_s"] > 0).all()
+    table1 = materials["dataset1"]
+    for fold, rows in predictions.groupby("fold"):  # the forest's numbers, as before the refactoring
+        parts = fold_indices(table1["id"].to_numpy(dtype=object), fold, 3, 0, 0, 0.2)
+        fit, test = table1.iloc[np.concatenate([parts.train, parts.val])], table1.iloc[parts.test]
+        assert rows["id"].tolist() == test["id"].tolist()
+        before = fit_predict(fit["formula"], fit["target"], test["formula"], 0, 10, 1, 1)
+        np.testing.assert_allclose(rows["kappa_pred"], before, rtol=1e-12)
     table = heldout_table(predictions, heldout_per_run(predictions))
     assert table[["step", "train_on", "n_folds", "n_runs", "n_materials"]].values.tolist() == [["RF", "Dataset1", 3, 3, 24]]
     assert np.isfinite(table[["mape", "mae_log10", "spearman"]].to_numpy()).all()

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 #: config/smoke.yaml: steps, training/test sets, seeds, held-out set, folds and seeds, scan chunks (140 in 50s).
 STEPS, SETS, SEEDS = ("I", "II", "III"), ("Dataset1", "Dataset2", "MIX"), (1, 2)
 HELDOUT_SETS, HELDOUT_FOLDS, HELDOUT_SEEDS, SCAN_CHUNKS = ("Dataset1",), 2, (1, 2), 3
+BACKBONES = ("megnet-2018-eform", "m3gnet-2018-eform", "chgnet-0.3.0")
 PROTOCOL_FIGURES = ("loss_curves", "parity", "mape_heatmap", "step_bars")
 
 
@@ -56,19 +57,25 @@ def trust(steps: Iterable[str] = STEPS, sets: Iterable[str] = SETS) -> set[str]:
 
 def heldout(steps: Iterable[str] = STEPS, folds: int = HELDOUT_FOLDS, seeds: Iterable[int] = HELDOUT_SEEDS) -> set[str]:
     """The held-out members and fold ensembles of these steps, the calibration, the tables, and what reads the
-    calibration: the trust files of the cross-validated ensembles, the scan (it reads step III's) and results.md."""
+    calibration: the trust files of the cross-validated ensembles, the collected predictions (their in_domain)
+    and the tables after them, the scan (it reads step III's) and results.md."""
     steps = list(steps)
     members = {job("heldout_run", step=step, train_on=name, fold=fold, seed=seed)
                for step, name, fold, seed in itertools.product(steps, HELDOUT_SETS, range(folds), seeds)}
     ensembles = {job("heldout_fold_ensemble", step=step, train_on=name, fold=fold)
                  for step, name, fold in itertools.product(steps, HELDOUT_SETS, range(folds))}
-    return {*members, *ensembles, "heldout_calibration", "heldout_tables", *trust(sets=HELDOUT_SETS), *SCAN}
+    return {*members, *ensembles, "heldout_calibration", "heldout_tables", *trust(sets=HELDOUT_SETS),
+            *PROTOCOL_TABLES, *SCAN}
 
 
 #: The end of every change that reaches a result: results.md (its config block, tables or benchmarks) and all.
 DOC = {"results_doc", "all"}
-#: Everything after the runs' predictions: the collected tables and the protocol's figures.
-PROTOCOL_TABLES = {"collect_runs", "mape_tables", *figures(*PROTOCOL_FIGURES), *DOC}
+#: Everything after the runs' predictions: the collected tables, the protocol's figures, the backbone comparison.
+PROTOCOL_TABLES = {"collect_runs", "mape_tables", *figures(*PROTOCOL_FIGURES), "backbone_comparison", *DOC}
+#: The frozen-representation regressions of every backbone, refitted (a protocol setting changed) and compared.
+FROZEN = {*(job("frozen_protocols", backbone=name) for name in BACKBONES), "backbone_comparison", *DOC}
+#: A validated data set changed: every backbone represents it again, then refits.
+REPRESENTED = {*(job("represent", backbone=name) for name in BACKBONES), *FROZEN}
 #: The scan after its models changed: every chunk, then gather, candidates, figure.
 SCAN = {*(job("scan_chunk", chunk=chunk) for chunk in range(SCAN_CHUNKS)), "scan_gather", "scan_candidates",
         "scan_figure", *DOC}  # fmt: skip
@@ -80,6 +87,7 @@ def aflow_data_changed() -> set[str]:
         "aflow_agl", job("validate", dataset="aflow"), job("featurize", dataset="aflow"), "gather_rejected",
         "match_aflow_hq", *stage1(), *runs("train", steps=["III"]), *runs("evaluate_run", steps=["III"]),
         *trust(steps=["III"]), *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), *heldout(steps=["III"]),
+        *REPRESENTED,
     }  # fmt: skip
 
 
@@ -90,6 +98,7 @@ def dataset2_changed() -> set[str]:
         job("featurize", dataset="dataset2"), "gather_rejected", "match_aflow_hq",
         *runs("train", sets=["Dataset2", "MIX"]), *runs("evaluate_run"), *trust(sets=["Dataset2", "MIX"]),
         "baseline_paper_protocol", *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), "heldout_tables", *SCAN,
+        *REPRESENTED,
     }  # fmt: skip
 
 
@@ -153,26 +162,35 @@ CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
     "add a seed": (
         "training: {seeds: [1, 2, 3]}\n",
         {*stage1([3]), *runs("train", seeds=[3]), *runs("evaluate_run", seeds=[3]), *trust(),
-         "baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN},
+         "baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN, *FROZEN},
     ),
-    "remove a seed": ("training: {seeds: [1]}\n", {*trust(), "baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN}),
+    "remove a seed": (
+        "training: {seeds: [1]}\n", {*trust(), "baseline_paper_protocol", *PROTOCOL_TABLES, *SCAN, *FROZEN}
+    ),
     "add a test set": (
         "training: {test_sets: [Dataset1, Dataset2, MIX, AFLOW]}\n",
-        {*runs("evaluate_run"), "baseline_paper_protocol", *PROTOCOL_TABLES},
+        {*runs("evaluate_run"), "baseline_paper_protocol", *PROTOCOL_TABLES, *FROZEN},
     ),
     "add a train set": (
         "training: {train_sets: [Dataset1, Dataset2, MIX, AFLOW]}\n",
         {*runs("train", sets=["AFLOW"]), *runs("evaluate_run", sets=["AFLOW"]), *trust(["I", "II"], ["AFLOW"]),
-         "baseline_paper_protocol", *PROTOCOL_TABLES},
+         "baseline_paper_protocol", *PROTOCOL_TABLES, *FROZEN},
     ),
     "change gpus": ("training: {gpus: 1}\n", set()),
-    "change eval_batch_size": ("training: {eval_batch_size: 7}\nscan: {batch_size: 5}\n", set()),
+    "change eval_batch_size": (
+        "training: {eval_batch_size: 7}\nscan: {batch_size: 5}\nmodel: {batch_size: 3}\n", set()
+    ),
     "change epochs": (
         "training: {epochs: 3}\n",
         {*runs("train"), *runs("evaluate_run"), *trust(), *PROTOCOL_TABLES, *SCAN},
     ),
     "change scan.max_rel_std": ("scan: {max_rel_std: 0.5}\n", {"scan_candidates", "scan_figure", *DOC}),
-    "change heldout.folds": ("heldout: {folds: 3}\n", {*heldout(folds=3), "heldout_baseline"}),
+    "change heldout.folds": ("heldout: {folds: 3}\n", {*heldout(folds=3), "heldout_baseline", *FROZEN}),
+    "add a backbone": (
+        "model: {backbones: [megnet-2018-eform, m3gnet-2018-eform, chgnet-0.3.0, sevennet-0]}\n",
+        {job("represent", backbone="sevennet-0"), job("frozen_protocols", backbone="sevennet-0"),
+         "backbone_comparison", *DOC},
+    ),
     # a new member of every fold's ensemble (step III: with the stage-1 run of its seed)
     "add a held-out seed": ("heldout: {seeds: [1, 2, 3]}\n", {*heldout(seeds=[3]), *stage1([3])}),
 }  # fmt: skip

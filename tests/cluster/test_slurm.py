@@ -35,8 +35,9 @@ EXACT_DIRS = ("results/data", "results/matching", "results/graphs")
 # Written by training and evaluation: same code, seeds and CPU, but float reductions may be ordered
 # differently by the BLAS threads of another process, so values are compared to a tolerance.
 RTOL, ATOL = 1e-4, 1e-6
-# Keys of run.json and columns of tables that measure time, not results.
-TIMING_KEYS = {"wall_s"}
+# Keys of run.json and columns of tables that measure time, not results (run time, frozen-regression fit
+# time, representation throughput).
+TIMING_KEYS = {"wall_s", "fit_s", "fit_s_median", "structures_per_s", "throughput_ratio"}
 # Made after the run by `snakemake --report` (tests/test_report.py), not by the DAG.
 NOT_COMPARED = {"results/report.html"}
 

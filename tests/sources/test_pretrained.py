@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fake_servers import MIRROR, static_server
 from kappaflow.sources.http import HttpSettings
-from kappaflow.sources.pretrained import MODEL_FILES, acquire_pretrained
+from kappaflow.sources.pretrained import BACKBONE_FILES, MODEL_FILES, acquire_pretrained
 
 MODEL = MIRROR / "pretrained" / "MEGNet-MP-2018.6.1-Eform"
 
@@ -46,3 +46,16 @@ def test_mirror_copy(tmp_path: Path) -> None:
 def test_unknown_source() -> None:
     with pytest.raises(ValueError, match="source 'ftp'"):
         acquire_pretrained("ftp", "x")
+
+
+@pytest.mark.network
+def test_a_backbone_folder_downloads_from_its_url(tmp_path: Path, fast: HttpSettings) -> None:
+    """The other matgl backbones: ``<pretrained_models_url>/<folder>/`` with the three files matgl.load_model reads."""
+    folder = MIRROR / "pretrained" / "TensorNet-MatPES-PBE-v2025.1-PES"
+    files = {f"/models/TensorNet/{name}": (folder / name).read_bytes() for name in BACKBONE_FILES}
+    with static_server(files) as server:
+        online = {"pretrained_url": "http://127.0.0.1:9/unused", "timeout_s": 1, "retries": 0, "backoff_s": 0}
+        acquire_pretrained("online", tmp_path, online=online, url=f"{server.url}/models/TensorNet",
+                           files=BACKBONE_FILES)
+    for name in BACKBONE_FILES:
+        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes()

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join([SCRIPTS_DIR, *PYTHONPATH]))
 
 from kappaflow import protocol
 from kappaflow.config_keys import unknown_keys_message
+from kappaflow.sources.pretrained import BACKBONE_FILES
 from kappaflow.training.options import spec_options
 
 
@@ -255,7 +257,10 @@ HELDOUT_FOLDS = [
 
 def heldout_ensembles():
     """The ensemble table of every held-out fold of every configured step and set."""
-    return [f"results/heldout/step{step}/{train_on}/fold{fold}/ensemble.parquet" for step, train_on, fold in HELDOUT_FOLDS]
+    return [
+        f"results/heldout/step{step}/{train_on}/fold{fold}/ensemble.parquet"
+        for step, train_on, fold in HELDOUT_FOLDS
+    ]
 
 
 def heldout_members_all(name):
@@ -286,8 +291,10 @@ def ensemble_uncalibrated_reason(wildcards):
     if not HELDOUT["enabled"]:
         return "no held-out folds: heldout.enabled is false"
     if wildcards.step not in HELDOUT["steps"] or wildcards.train_on not in HELDOUT["train_sets"]:
-        return (f"no held-out folds for step {wildcards.step} on {wildcards.train_on} "
-                "(heldout.steps, heldout.train_sets)")
+        return (
+            f"no held-out folds for step {wildcards.step} on {wildcards.train_on} "
+            "(heldout.steps, heldout.train_sets)"
+        )
     return ""
 
 
@@ -302,7 +309,12 @@ def ensemble_targets():
 
 #: Settings that say where or how the workflow ran, not what it computed: left out of results.md, so
 #: that changing them does not rerun it.
-EXECUTION_KEYS = {"mirror_dir": None, "training": ("gpus", "eval_batch_size"), "scan": ("batch_size",)}
+EXECUTION_KEYS = {
+    "mirror_dir": None,
+    "training": ("gpus", "eval_batch_size"),
+    "scan": ("batch_size",),
+    "model": ("batch_size",),
+}
 
 
 def results_config():
@@ -326,6 +338,12 @@ def results_benchmarks():
     files += [
         f"logs/benchmarks/{rule}/{key}.tsv" for rule in ("validate", "featurize") for key in GRAPH_DATASETS
     ]
+    if FROZEN["enabled"]:
+        files += [
+            f"logs/benchmarks/{rule}/{backbone}.tsv"
+            for rule in ("represent", "frozen_protocols")
+            for backbone in MODEL["backbones"]
+        ]
     if HELDOUT["enabled"]:
         files += [
             f"logs/benchmarks/heldout_run/step{step}/{train_on}/fold{fold}/run{seed}.tsv"
@@ -359,6 +377,47 @@ def evaluate_targets():
     return targets
 
 
+# ---- backbones.smk ----
+
+MODEL = config["model"]
+FROZEN = MODEL["frozen"]
+
+#: Backbone folders other than MEGNet's (rule pretrained_megnet fetches that one).
+BACKBONE_MODEL_FOLDERS = sorted(
+    folder for folder in protocol.BACKBONE_FOLDERS.values() if folder and folder != Path(PRETRAINED).name
+)
+
+
+def backbone_model_files(wildcards):
+    """The pretrained files a backbone reads from resources/pretrained/ (none for a wheel-shipped one)."""
+    folder = protocol.BACKBONE_FOLDERS[wildcards.backbone]
+    if folder is None:
+        return []
+    if folder == Path(PRETRAINED).name:
+        return PRETRAINED_FILES
+    return [f"resources/pretrained/{folder}/{name}" for name in BACKBONE_FILES]
+
+
+def representation_files(backbone, suffix="parquet"):
+    """The representation tables (or their rejects) of one backbone, one per dataset key."""
+    return [f"results/representations/{backbone}/{key}.{suffix}" for key in GRAPH_DATASETS]
+
+
+def frozen_targets():
+    """Frozen-representation outputs of every configured backbone and the comparison table."""
+    if not FROZEN["enabled"]:
+        return []
+    return [
+        *(
+            f"results/frozen/{backbone}/{name}"
+            for backbone in MODEL["backbones"]
+            for name in ("paper_predictions.parquet", "heldout_predictions.parquet")
+        ),
+        "results/tables/backbone_comparison.csv",
+        "results/tables/backbone_comparison.md",
+    ]
+
+
 # ---- scan.smk ----
 import pandas as pd
 
@@ -367,8 +426,7 @@ from kappaflow.scan import chunk_rows
 SCAN = config["scan"]
 
 SCAN_MODELS = {
-    f"step{SCAN['step']}/{name}": protocol.ensemble_dir(SCAN["step"], name)
-    for name in SCAN["train_sets"]
+    f"step{SCAN['step']}/{name}": protocol.ensemble_dir(SCAN["step"], name) for name in SCAN["train_sets"]
 }
 
 

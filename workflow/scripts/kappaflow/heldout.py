@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kappaflow.baseline import fit_predict, read_materials
+from kappaflow.baseline import RF_STEP, FitPredict, forest, read_materials, timed_fit_predict
 from kappaflow.domain import DOMAIN_COLUMNS, build_reference, nearest, stacked_features
 from kappaflow.graphs import GraphSet
 from kappaflow.protocol import FAILED_STATUSES, HELDOUT_SETS, OK, SET_SOURCES, STEP_INIT, STEPS, unphysical
@@ -118,18 +118,20 @@ def fold_frame(
     )
 
 
-def baseline_heldout(
+def heldout_predictions(
     materials: Mapping[str, pd.DataFrame],
     train_sets: Sequence[str],
     k: int,
     seed: int,
     val_fraction: float,
-    **model_kwargs: int,
+    fit_predict: FitPredict,
+    step: str,
 ) -> pd.DataFrame:
-    """Held-out predictions of the composition baseline on every fold of every set.
+    """Held-out predictions of a regressor without a checkpoint to select, on every fold of every set.
 
-    The forest has no checkpoint to select, so it fits on the inner training and validation parts
-    together (everything but the outer test fold); one forest per fold (seed ``seed``).
+    It fits on the inner training and validation parts together (everything but the outer test fold);
+    one model per fold (seed ``seed``, which also assigns the folds). Rows in the :func:`fold_frame`
+    layout with ``status = "ok"`` and ``fit_s``, the wall time of the fold's model.
     """
     frames = []
     for name in train_sets:
@@ -140,20 +142,22 @@ def baseline_heldout(
                 [materials[key].iloc[np.concatenate([p.train, p.val])] for key, p in parts.items()], ignore_index=True
             )
             test = pd.concat([materials[key].iloc[p.test] for key, p in parts.items()], ignore_index=True)
-            kappa = fit_predict(fit["formula"], fit["target"], test["formula"], seed, **model_kwargs)
-            frames.append(fold_frame("RF", name, fold, seed, test, kappa, "ok"))
+            kappa, seconds = timed_fit_predict(fit_predict, fit, test, seed)
+            frames.append(fold_frame(step, name, fold, seed, test, kappa, OK).assign(fit_s=seconds))
     return pd.concat(frames, ignore_index=True)
 
 
 def write_baseline_heldout(
     graph_paths: Mapping[str, str | Path], train_sets: Sequence[str], k: int, seed: int, val_fraction: float,
-    output: str | Path, **model_kwargs: int,
+    output: str | Path, n_estimators: int, min_samples_leaf: int, n_jobs: int,
 ) -> None:
-    """:func:`baseline_heldout` on the graph files' materials, written to ``output`` (parquet)."""
+    """The forest under :func:`heldout_predictions` (step ``RF``) on the graph files' materials, written to
+    ``output`` (parquet, the :func:`fold_frame` layout, without ``fit_s``)."""
     materials = {key: read_materials(path) for key, path in graph_paths.items()}
-    frame = baseline_heldout(materials, train_sets, k, seed, val_fraction, **model_kwargs)
+    regressor = forest(n_estimators, min_samples_leaf, n_jobs)
+    frame = heldout_predictions(materials, train_sets, k, seed, val_fraction, regressor, RF_STEP)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(output, index=False)
+    frame.drop(columns="fit_s").to_parquet(output, index=False)
 
 
 def write_subset(source: str | Path, target: str | Path, ids: Sequence[str]) -> None:

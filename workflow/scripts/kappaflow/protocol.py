@@ -90,6 +90,20 @@ def has_run(step: str, train_on: str) -> bool:
     return not (step == "III" and train_on == "AFLOW")
 
 
+#: Every pretrained backbone (config ``model.backbones``, :mod:`kappaflow.backbones`) → the mirror's
+#: ``pretrained/`` folder its weights come from, or None for one whose package ships them. The paper's
+#: MEGNet-2018 is the one the training steps fine-tune.
+BACKBONE_FOLDERS: dict[str, str | None] = {
+    "megnet-2018-eform": "MEGNet-MP-2018.6.1-Eform",
+    "m3gnet-2018-eform": "M3GNet-MP-2018.6.1-Eform",
+    "tensornet-matpes-2025": "TensorNet-MatPES-PBE-v2025.1-PES",
+    "m3gnet-matpes-2025": "M3GNet-MatPES-PBE-v2025.1-PES",
+    "chgnet-0.3.0": None,
+    "sevennet-0": None,
+}
+FINE_TUNED_BACKBONE = "megnet-2018-eform"
+
+
 def ensemble_dir(step: str, train_on: str) -> str:
     """Folder of one ensemble (what ``kappaflow predict --model`` takes): its runs, ``domain.parquet``, ``trust.json``."""
     return f"results/models/step{step}/{train_on}"

@@ -2,7 +2,8 @@
 
 Sections: the configuration it came from (resolved config, software, the commits that trained the runs),
 the MAPE table and its comparison with the published one, the held-out table with its own paired step
-comparison (runs paired by fold and seed) and the calibration of the ensemble spread, paired step
+comparison (runs paired by fold and seed) and the calibration of the ensemble spread, the backbones
+compared (``backbone_comparison``), paired step
 comparisons of the paper protocol (per training set, runs paired by seed: median difference, how many
 improve, Wilcoxon signed-rank p), run statuses and wall time per rule (from ``logs/benchmarks``).
 """
@@ -143,8 +144,9 @@ def render(
     benchmarks: Sequence[str | Path],
     heldout_per_run: pd.DataFrame | None = None,
 ) -> str:
-    """The document. ``tables``: the markdown of ``mape_table``, ``vs_published`` and, if held-out folds ran,
-    ``heldout_table`` and ``calibration`` (with ``heldout_per_run``, the held-out runs' metrics)."""
+    """The document. ``tables``: the markdown of ``mape_table``, ``vs_published``, if held-out folds ran
+    ``heldout_table`` and ``calibration`` (with ``heldout_per_run``, the held-out runs' metrics), and if
+    backbones were compared ``backbone_comparison``."""
     paired = paired_steps(per_run)
     if heldout_per_run is None:
         heldout = ["The held-out protocol is disabled in this configuration."]
@@ -171,6 +173,9 @@ def render(
         _included(tables["vs_published"]),
         "## Held-out protocol",
         *heldout,
+        "## Backbones",
+        _included(tables["backbone_comparison"]) if "backbone_comparison" in tables
+        else "Frozen-representation regression is disabled in this configuration (model.frozen.enabled).",
         "## Paired step comparisons",
         transfer_sentence(paired),
         "Runs paired by seed, each on its own training set's validation split; `median_diff` is later − earlier "

@@ -1,12 +1,15 @@
-"""The pretrained MEGNet (matgl format: ``model.json`` + ``state.pt``), downloaded or copied.
+"""Pretrained models in matgl's format (``model.json``, ``state.pt`` and, for ``matgl.load_model``, ``model.pt``),
+downloaded or copied.
 
-``kappaflow.backbone.load_pretrained_megnet`` builds the model from these two files.
+``kappaflow.backbone.load_pretrained_megnet`` builds MEGNet from ``model.json`` + ``state.pt``; the other matgl
+backbones (:mod:`kappaflow.backbones`) read their folder's three files.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +18,14 @@ from kappaflow.sources.http import HttpSettings, download, make_session
 log = logging.getLogger(__name__)
 
 MODEL_FILES = ("model.json", "state.pt")
+#: What ``matgl.load_model`` reads (the backbones other than MEGNet).
+BACKBONE_FILES = ("model.json", "model.pt", "state.pt")
 
 
-def fetch_pretrained(base_url: str, dest_dir: str | Path, settings: HttpSettings) -> None:
-    """Download ``<base_url>/model.json`` and ``<base_url>/state.pt`` into ``dest_dir``.
+def fetch_pretrained(
+    base_url: str, dest_dir: str | Path, settings: HttpSettings, files: Sequence[str] = MODEL_FILES
+) -> None:
+    """Download ``<base_url>/<file>`` of every file of ``files`` into ``dest_dir``.
 
     Raises:
         ValueError: a file is a Git LFS pointer instead of its content.
@@ -26,7 +33,7 @@ def fetch_pretrained(base_url: str, dest_dir: str | Path, settings: HttpSettings
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     session = make_session(settings)
-    for name in MODEL_FILES:
+    for name in files:
         url = f"{base_url.rstrip('/')}/{name}"
         download(session, url, dest_dir / name, settings)
         with open(dest_dir / name, "rb") as handle:
@@ -37,11 +44,11 @@ def fetch_pretrained(base_url: str, dest_dir: str | Path, settings: HttpSettings
         log.info("downloaded %s (%d bytes)", url, (dest_dir / name).stat().st_size)
 
 
-def copy_pretrained(mirror_dir: str | Path, dest_dir: str | Path) -> None:
-    """Copy ``model.json`` and ``state.pt`` from the mirror's model folder into ``dest_dir``."""
+def copy_pretrained(mirror_dir: str | Path, dest_dir: str | Path, files: Sequence[str] = MODEL_FILES) -> None:
+    """Copy ``files`` from the mirror's model folder into ``dest_dir``."""
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES:
+    for name in files:
         shutil.copyfile(Path(mirror_dir) / name, dest_dir / name)
         log.info("copied %s", Path(mirror_dir) / name)
 
@@ -51,21 +58,25 @@ def acquire_pretrained(
     dest_dir: str | Path,
     mirror_dir: str | Path | None = None,
     online: dict[str, Any] | None = None,
+    url: str | None = None,
+    files: Sequence[str] = MODEL_FILES,
 ) -> None:
     """The pretrained model files from ``source``: ``"mirror"`` or ``"online"``.
 
     Args:
-        source: ``"mirror"`` copies from ``mirror_dir``; ``"online"`` downloads from
-            ``online["pretrained_url"]``.
+        source: ``"mirror"`` copies from ``mirror_dir``; ``"online"`` downloads from ``url`` (default:
+            ``online["pretrained_url"]``, MEGNet's folder).
         dest_dir: output folder.
         mirror_dir: the mirror's model folder.
         online: the config's ``online`` settings: ``pretrained_url``, ``timeout_s``, ``retries``,
             ``backoff_s``.
+        url: the model folder's URL (the backbones other than MEGNet).
+        files: the files of the folder to copy or download.
     """
     if source == "mirror" and mirror_dir is not None:
-        copy_pretrained(mirror_dir, dest_dir)
+        copy_pretrained(mirror_dir, dest_dir, files)
     elif source == "online" and online is not None:
-        fetch_pretrained(online["pretrained_url"], dest_dir, HttpSettings.from_config(online))
+        fetch_pretrained(url or online["pretrained_url"], dest_dir, HttpSettings.from_config(online), files)
     else:
         raise ValueError(
             f"source {source!r}: expected 'mirror' with mirror_dir, or 'online' with its settings"

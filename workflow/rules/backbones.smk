@@ -1,0 +1,115 @@
+# Pretrained backbones compared by frozen-representation regression (kappaflow.backbones, kappaflow.frozen):
+# each backbone's representation of every validated structure (one job per backbone), gradient-boosted
+# trees on it under the paper's and the held-out protocols (one job per backbone), and the comparison with
+# the fine-tuned MEGNet. Paths name the backbone, so adding one computes only what is new.
+wildcard_constraints:
+    backbone="|".join(map(re.escape, protocol.BACKBONE_FOLDERS)),
+    folder="|".join(map(re.escape, BACKBONE_MODEL_FOLDERS)),
+
+
+# The matgl backbones other than MEGNet: their model folder, copied from the mirror or downloaded.
+rule pretrained_backbone:
+    input:
+        mirror_files=lambda wildcards: (
+            [mirror_path("pretrained", wildcards.folder, name) for name in BACKBONE_FILES]
+            if config["source"] == "mirror"
+            else []
+        ),
+    output:
+        [f"resources/pretrained/{{folder}}/{name}" for name in BACKBONE_FILES],
+    log:
+        "logs/pretrained_backbone/{folder}.log",
+    benchmark:
+        "logs/benchmarks/pretrained_backbone/{folder}.tsv"
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        source=config["source"],
+        mirror_dir=lambda wildcards, input: (
+            str(Path(input.mirror_files[0]).parent) if input.mirror_files else None
+        ),
+        online=online_settings("pretrained_models_url"),
+    script:
+        "../scripts/fetch_backbone.py"
+
+
+rule represent:
+    input:
+        data=expand("results/data/{key}.parquet", key=GRAPH_DATASETS),
+        model=backbone_model_files,
+    output:
+        representations=representation_files("{backbone}"),
+        rejected=representation_files("{backbone}", "rejected.csv"),
+    log:
+        "logs/represent/{backbone}.log",
+    benchmark:
+        "logs/benchmarks/represent/{backbone}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=TRAINING["gpus"],
+        # an execution setting, so a resource (changing it reruns nothing)
+        represent_batch_size=MODEL["batch_size"],
+    params:
+        pretrained_root="resources/pretrained",
+    script:
+        "../scripts/represent.py"
+
+
+rule frozen_protocols:
+    input:
+        data=expand("results/data/{key}.parquet", key=GRAPH_DATASETS),
+        representations=representation_files("{backbone}"),
+    output:
+        paper="results/frozen/{backbone}/paper_predictions.parquet",
+        heldout="results/frozen/{backbone}/heldout_predictions.parquet",
+    log:
+        "logs/frozen_protocols/{backbone}.log",
+    benchmark:
+        "logs/benchmarks/frozen_protocols/{backbone}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    params:
+        train_sets=TRAINING["train_sets"],
+        test_sets=TRAINING["test_sets"],
+        seeds=TRAINING["seeds"],
+        val_fraction=TRAINING["val_fraction"],
+        heldout_sets=HELDOUT["train_sets"] if HELDOUT["enabled"] else [],
+        folds=HELDOUT["folds"],
+        fold_seed=HELDOUT["seed"],
+        regressor={key: FROZEN[key] for key in ("max_iter", "learning_rate", "min_samples_leaf")},
+    script:
+        "../scripts/frozen_protocols.py"
+
+
+rule backbone_comparison:
+    input:
+        per_run="results/tables/per_run_metrics.csv",
+        heldout=["results/tables/heldout_predictions.parquet"] if HELDOUT["enabled"] else [],
+        paper=expand("results/frozen/{backbone}/paper_predictions.parquet", backbone=MODEL["backbones"]),
+        frozen_heldout=expand(
+            "results/frozen/{backbone}/heldout_predictions.parquet", backbone=MODEL["backbones"]
+        ),
+        representations=[file for name in MODEL["backbones"] for file in representation_files(name)],
+        benchmarks=expand("logs/benchmarks/represent/{backbone}.tsv", backbone=MODEL["backbones"]),
+    output:
+        table_csv="results/tables/backbone_comparison.csv",
+        table_md=report(
+            "results/tables/backbone_comparison.md",
+            caption="../report/backbone_comparison.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/backbone_comparison/all.log",
+    benchmark:
+        "logs/benchmarks/backbone_comparison/all.tsv"
+    conda:
+        "../../envs/plot.yaml"
+    threads: 1
+    params:
+        backbones=MODEL["backbones"],
+    script:
+        "../scripts/backbone_comparison.py"

@@ -1,0 +1,222 @@
+"""Backbones compared: fine-tuned MEGNet against frozen representations of every backbone with
+gradient-boosted trees, under the paper's protocol and the held-out protocol.
+
+One row per (backbone, way, training set): MAPE on the training set's own test set over seeds, the pooled
+held-out MAPE, fit time per run, representation throughput, and a paired comparison (by seed) with the
+reference, fine-tuned MEGNet (step II) on the same training set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from scipy.stats import wilcoxon
+
+from kappaflow.evaluation.metrics import metric_frame
+from kappaflow.evaluation.results_doc import ALPHA
+from kappaflow.evaluation.tables import DDOF, SET_ORDER, _cell, _markdown, _num
+from kappaflow.protocol import OK
+
+#: The backbone every row is compared with, fine-tuned, and its throughput's reference.
+REFERENCE_BACKBONE = "megnet-2018-eform"
+#: Way of each fine-tuned step (rows of ``per_run_metrics.csv`` and ``heldout_predictions.parquet``).
+FINE_TUNED_WAYS = {"II": "fine-tuned (step II)", "III": "fine-tuned (step III)"}
+REFERENCE_WAY = FINE_TUNED_WAYS["II"]
+FROZEN_WAY = "frozen + GBT"
+WAY_ORDER = (*FINE_TUNED_WAYS.values(), FROZEN_WAY)
+KEYS = ["backbone", "way", "train_on"]
+#: One row per paper-protocol run on its own test set.
+RUN_COLUMNS = [*KEYS, "run", "mape", "fit_s"]
+#: MAPE differences this small are ties (0): rounding, not a difference between two ways.
+TIE = 1.0e-9
+VS_REFERENCE = ["vs_reference_median_diff", "vs_reference_n_improved", "vs_reference_p"]
+#: The comparison columns of the reference itself.
+NO_COMPARISON = dict.fromkeys(VS_REFERENCE, math.nan)
+COLUMNS = [*KEYS, "paper_mape_mean", "paper_mape_std", "paper_runs", "heldout_mape", "fit_s_median",
+           "structures_per_s", "throughput_ratio", *VS_REFERENCE, "verdict"]
+
+
+def fine_tuned_runs(per_run: pd.DataFrame) -> pd.DataFrame:
+    """:data:`RUN_COLUMNS` of the fine-tuned steps (``per_run_metrics.csv``); no fit time."""
+    own = per_run[per_run["step"].isin(list(FINE_TUNED_WAYS)) & (per_run["train_on"] == per_run["test_on"])
+                  & (per_run["status"] == OK)]
+    named = own.assign(backbone=REFERENCE_BACKBONE, way=own["step"].map(FINE_TUNED_WAYS), fit_s=np.nan)
+    return named[RUN_COLUMNS]
+
+
+def frozen_runs(paper: pd.DataFrame) -> pd.DataFrame:
+    """:data:`RUN_COLUMNS` of frozen-representation predictions under the paper's protocol."""
+    own = paper[(paper["train_on"] == paper["test_on"]) & (paper["status"] == OK)]
+    by = ["backbone", "train_on", "run"]
+    metrics = metric_frame(own, by=by).merge(own.groupby(by, as_index=False)["fit_s"].first(), on=by)
+    return metrics.assign(way=FROZEN_WAY)[RUN_COLUMNS]
+
+
+def pooled_heldout(predictions: pd.DataFrame) -> pd.DataFrame:
+    """``backbone, way, train_on, heldout_mape`` over every ``ok`` out-of-fold prediction of held-out rows
+    that carry ``backbone`` and ``way``."""
+    ok = predictions[predictions["status"] == OK]
+    return metric_frame(ok, by=KEYS)[[*KEYS, "mape"]].rename(columns={"mape": "heldout_mape"})
+
+
+def fine_tuned_heldout_rows(heldout: pd.DataFrame | None) -> pd.DataFrame:
+    """The fine-tuned steps' rows of ``heldout_predictions.parquet`` with ``backbone`` and ``way``."""
+    if heldout is None:
+        return pd.DataFrame(columns=[*KEYS, "kappa_true", "kappa_pred", "status"])
+    rows = heldout[heldout["step"].isin(list(FINE_TUNED_WAYS))]
+    return rows.assign(backbone=REFERENCE_BACKBONE, way=rows["step"].map(FINE_TUNED_WAYS))
+
+
+def structures_per_s(throughput: pd.DataFrame) -> pd.Series:
+    """Representation throughput per backbone (structures over seconds, summed over its rows)."""
+    total = throughput.groupby("backbone")[["structures", "seconds"]].sum()
+    return total["structures"] / total["seconds"]
+
+
+def paired_with_reference(runs: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
+    """Median MAPE difference (row − reference; negative: row better), runs improved and Wilcoxon signed-rank
+    p, runs paired by seed; NaN p for fewer than 2 pairs or all differences 0 (within :data:`TIE`)."""
+    pairs = runs[["run", "mape"]].merge(reference[["run", "mape"]], on="run", suffixes=("", "_reference"))
+    diff = (pairs["mape"] - pairs["mape_reference"]).to_numpy(dtype=float)
+    diff = np.where(np.abs(diff) <= TIE, 0.0, diff)
+    testable = len(diff) >= 2 and bool(np.any(diff != 0))
+    return {
+        "vs_reference_median_diff": float(np.median(diff)) if len(diff) else math.nan,
+        "vs_reference_n_improved": float((diff < 0).sum()) if len(diff) else math.nan,
+        "vs_reference_p": float(wilcoxon(diff).pvalue) if testable else math.nan,
+    }
+
+
+def verdict(is_reference: bool, median_diff: float, p: float) -> str:
+    """``reference``; ``better`` or ``worse`` when p < :data:`ALPHA`; else no difference beyond noise."""
+    if is_reference:
+        return "reference"
+    if p < ALPHA and median_diff != 0:
+        return "better" if median_diff < 0 else "worse"
+    return "no difference beyond noise"
+
+
+def _concat(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
+    """``frames`` concatenated (an empty frame with ``columns`` when there are none)."""
+    frames = [frame for frame in frames if len(frame)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns))
+
+
+def _row(key: tuple[str, str, str], runs: pd.DataFrame, reference: pd.DataFrame, pooled: pd.Series,
+         rates: pd.Series) -> dict[str, object]:
+    """One row of :func:`comparison_table`: ``runs`` are the key's paper runs, ``reference`` the reference's,
+    ``pooled`` the held-out MAPEs by key and ``rates`` the throughputs by backbone."""
+    backbone, way, _ = key
+    mapes = runs["mape"].to_numpy(dtype=float)
+    is_reference = (backbone, way) == (REFERENCE_BACKBONE, REFERENCE_WAY)
+    paired = NO_COMPARISON if is_reference else paired_with_reference(runs, reference)
+    rate = rates.get(backbone, math.nan) if way == FROZEN_WAY else math.nan
+    return {
+        **dict(zip(KEYS, key, strict=True)),
+        "paper_mape_mean": float(mapes.mean()) if mapes.size else math.nan,
+        "paper_mape_std": float(np.std(mapes, ddof=DDOF)) if mapes.size > DDOF else math.nan,
+        "paper_runs": int(mapes.size),
+        "heldout_mape": pooled.get(key, math.nan),
+        "fit_s_median": float(runs["fit_s"].median()) if len(runs) else math.nan,
+        "structures_per_s": rate,
+        "throughput_ratio": rate / rates.get(REFERENCE_BACKBONE, math.nan),
+        **paired,
+        "verdict": verdict(is_reference, paired["vs_reference_median_diff"], paired["vs_reference_p"]),
+    }
+
+
+def comparison_table(
+    fine_tuned_per_run: pd.DataFrame,
+    fine_tuned_heldout: pd.DataFrame | None,
+    frozen_paper: Sequence[pd.DataFrame],
+    frozen_heldout: Sequence[pd.DataFrame],
+    throughput: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per (backbone, way, training set), :data:`COLUMNS`, ordered by training set and way.
+
+    ``fine_tuned_per_run``: ``per_run_metrics.csv``; ``fine_tuned_heldout``: ``heldout_predictions.parquet``
+    (None when the held-out protocol was not run); ``frozen_*``: :mod:`kappaflow.frozen` predictions, one
+    frame per backbone; ``throughput``: ``backbone, structures, seconds`` of the representations.
+    """
+    runs = _concat([fine_tuned_runs(fine_tuned_per_run), *map(frozen_runs, frozen_paper)], RUN_COLUMNS)
+    heldout_rows = [fine_tuned_heldout_rows(fine_tuned_heldout),
+                    *(frame.assign(way=FROZEN_WAY) for frame in frozen_heldout)]
+    heldout = pooled_heldout(_concat(heldout_rows, [*KEYS, "kappa_true", "kappa_pred", "status"]))
+    pooled = heldout.set_index(KEYS)["heldout_mape"]
+    groups = {key: group for key, group in runs.groupby(KEYS, sort=False)}
+    keys = list(dict.fromkeys([*groups, *pooled.index]))
+    empty = pd.DataFrame(columns=RUN_COLUMNS)
+    rates = structures_per_s(throughput)
+    rows = []
+    for key in keys:
+        reference = groups.get((REFERENCE_BACKBONE, REFERENCE_WAY, key[2]), empty)
+        rows.append(_row(key, groups.get(key, empty), reference, pooled, rates))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    rank = {"train_on": {name: i for i, name in enumerate(SET_ORDER)},
+            "way": {way: i for i, way in enumerate(WAY_ORDER)}}
+    return table.sort_values(["train_on", "way"], key=lambda column: column.map(rank[column.name]),
+                             kind="stable").reset_index(drop=True)
+
+
+def comparison_markdown(table: pd.DataFrame) -> str:
+    """:func:`comparison_table` as markdown, headed ``## Backbones compared``, with how to read it."""
+    rows = []
+    for row in table.itertuples(index=False):
+        improved = "—" if math.isnan(row.vs_reference_n_improved) else f"{int(row.vs_reference_n_improved)}"
+        diff = f"{row.vs_reference_median_diff:+.3f}" if np.isfinite(row.vs_reference_median_diff) else "—"
+        p = f"{row.vs_reference_p:.2g}" if np.isfinite(row.vs_reference_p) else "—"
+        rows.append([
+            row.train_on, row.backbone, row.way, _cell(row.paper_mape_mean, row.paper_mape_std),
+            str(row.paper_runs), _num(row.heldout_mape, 2), _num(row.fit_s_median, 1),
+            _num(row.structures_per_s, 1), _num(row.throughput_ratio, 2), diff, improved, p, row.verdict,
+        ])
+    header = ["train on", "backbone", "way", "MAPE, mean (std)", "runs", "held-out MAPE", "fit s (median)",
+              "structures/s", "× MEGNet", "Δ median vs reference", "improved", "p", "verdict"]
+    body = _markdown(header, rows)
+    note = (
+        "Ways: fine-tuned, the MEGNet network trained end to end (step II from the pretrained backbone, "
+        "step III after the AFLOW stage); frozen + GBT, each backbone's representation computed once and "
+        "gradient-boosted trees fitted on it (log10 κ). Protocols: the paper's (per seed, fit on the "
+        "network's training split of each training set, MAPE on its own validation split, mean (std, "
+        f"ddof={DDOF}) over seeds) and the held-out one (K outer folds, MAPE pooled over every material's "
+        "out-of-fold prediction). Each row is compared with the reference, fine-tuned MEGNet (step II) on "
+        "the same training set, runs paired by seed: median MAPE difference (negative: better), seeds "
+        f"improved and the two-sided Wilcoxon signed-rank p; better or worse only when p < {ALPHA}, and no "
+        "winner is claimed within noise. MAPE as a fraction; throughput: structures represented per second, "
+        "and its ratio to MEGNet's."
+    )
+    return f"## Backbones compared\n\n{body}\n\n{note}\n"
+
+
+def read_throughput(backbones: Sequence[str], representations: Sequence[str | Path],
+                    benchmarks: Sequence[str | Path]) -> pd.DataFrame:
+    """``backbone, structures, seconds`` of each backbone's representation job: the structures in its tables
+    (``results/representations/<backbone>/``) and the wall time of its benchmark (``logs/benchmarks/represent/``)."""
+    rows = []
+    for backbone, benchmark in zip(backbones, benchmarks, strict=True):
+        tables = [path for path in representations if Path(path).parent.name == backbone]
+        structures = sum(pq.ParquetFile(path).metadata.num_rows for path in tables)
+        rows.append({"backbone": backbone, "structures": structures,
+                     "seconds": float(pd.read_csv(benchmark, sep="\t")["s"].iloc[-1])})
+    return pd.DataFrame(rows, columns=["backbone", "structures", "seconds"])
+
+
+def write_comparison(
+    per_run_csv: str | Path, heldout: str | Path | None, paper: Sequence[str | Path],
+    frozen_heldout: Sequence[str | Path], throughput: pd.DataFrame, table_csv: str | Path, table_md: str | Path,
+) -> pd.DataFrame:
+    """Read the result files, :func:`comparison_table`, write ``backbone_comparison.{csv,md}``."""
+    table = comparison_table(
+        pd.read_csv(per_run_csv), pd.read_parquet(heldout) if heldout else None,
+        [pd.read_parquet(path) for path in paper], [pd.read_parquet(path) for path in frozen_heldout], throughput,
+    )
+    for path in (table_csv, table_md):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(table_csv, index=False, float_format="%.4f")
+    Path(table_md).write_text(comparison_markdown(table))
+    return table
