@@ -40,6 +40,13 @@ class FoldIndices:
     val: np.ndarray
     test: np.ndarray
 
+    def labels(self, n: int) -> np.ndarray:
+        """``train``, ``val`` or ``test`` for each of the ``n`` rows."""
+        labels = np.full(n, "train", dtype=object)
+        labels[self.val] = "val"
+        labels[self.test] = "test"
+        return labels
+
 
 def fold_of(ids: Sequence[str] | np.ndarray, k: int, seed: int) -> np.ndarray:
     """Outer fold (0..k-1) of every row; depends only on the set of ids, ``k`` and ``seed``."""
@@ -221,9 +228,7 @@ def train_fold(
     model, scaler = load_trained(Path(spec.out_dir) / "best.ckpt")
     everything = GraphSet.concat([graphs[key] for key in keys])
     kappa, features = predict_kappa_features(model, scaler, everything)
-    part = np.concatenate([np.select([np.isin(np.arange(len(graphs[key])), parts[key].test),
-                                      np.isin(np.arange(len(graphs[key])), parts[key].val)], ["test", "val"], "train")
-                           for key in keys])
+    part = np.concatenate([parts[key].labels(len(graphs[key])) for key in keys])
     test = part == "test"
     frame = fold_frame(step, train_on, fold, seed, everything.subset(np.flatnonzero(test)), kappa[test], result.status)
     for path in (output, features_output):
