@@ -14,6 +14,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/scan.smk"
 include: "workflow/rules/backbones.smk"
+include: "workflow/rules/ship.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
         evaluate_targets(),
         scan_targets(),
         frozen_targets(),
+        ship_targets(),

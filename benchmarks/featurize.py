@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/featurize.py --structures results/data/aflow.parquet --workers 2
+    python benchmarks/featurize.py --structures results/data/aflow.parquet --workers 2 [--doc PATH]
 
 Measures (best of ``--repeats``; the first reads of a file are slower while caches fill):
 
@@ -10,6 +10,9 @@ Measures (best of ``--repeats``; the first reads of a file are slower while cach
   in one process and with a process pool forced (the pipeline uses the pool from 4,000 graphs per process);
 - ``matgl Structure2Graph``: ``get_graph`` on ready pymatgen structures (one process; the reference);
 - ``read_graph_set + batch()``: load the graph parquet and collate every batch of ``--batch-size``.
+
+With ``--doc PATH`` it also writes its section of that markdown file (:mod:`doc`), with every speed
+relative to ``Structure2Graph``'s in the same run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import doc
 import numpy as np
 import pyarrow.parquet as pq
 from kappaflow import graphs
@@ -64,7 +68,9 @@ def main() -> None:
     parser.add_argument("--cutoff", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--doc", type=Path, help="also write this benchmark's section of this markdown file")
     args = parser.parse_args()
+    run = doc.Run()
 
     structures = [graphs.record_to_structure(record) for record in pq.read_table(args.structures).to_pylist()]
     n = len(structures)
@@ -108,6 +114,28 @@ def main() -> None:
             f"faster than featurize_file ({reference[index] / load[index]:.1f}x than Structure2Graph); "
             f"load + one epoch of shuffled batches {featurize[index] / load_batches[index]:.1f}x faster than featurize_file"
         )
+    if args.doc:
+        write_doc(args, run, n, size_mb, rows, reference)
+
+
+def write_doc(args: argparse.Namespace, run: doc.Run, n: int, size_mb: float,
+              rows: dict[str, tuple[float, float]], reference: tuple[float, float]) -> None:
+    """This run's section of ``args.doc``: the table, speeds relative to ``Structure2Graph``'s."""
+    body = (
+        f"{n} structures from `{args.structures}` (cutoff {args.cutoff} Å), graph parquet {size_mb:.1f} MB; "
+        f"best of {args.repeats} repeats (`Structure2Graph`: 1), batch size {args.batch_size}. "
+        "Speed relative to matgl's `Structure2Graph.get_graph` (the baseline) is its time over the step's time; CPU time is "
+        "this process's only, so it is not given for the pool.\n\n"
+        + doc.table(
+            ["step", "wall s", "cpu s", "structures/s (wall)", "speed vs Structure2Graph (wall)",
+             "speed vs Structure2Graph (cpu)"],
+            [[name, f"{wall:.3f}", f"{cpu:.3f}", f"{n / wall:,.0f}", doc.ratio(reference[0], wall),
+              "—" if "wall only" in name else doc.ratio(reference[1], cpu)]
+             for name, (wall, cpu) in rows.items()],
+        )
+    )
+    doc.write_section(args.doc, "featurize", "Featurization and loading (`benchmarks/featurize.py`)",
+                      body, run)
 
 
 if __name__ == "__main__":

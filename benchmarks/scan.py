@@ -1,6 +1,6 @@
 """Scan throughput: batched ensemble prediction vs a naive per-structure loop, on the screening set.
 
-    python benchmarks/scan.py [--models results/models/stepIII/MIX] [--threads 2] [--naive 60]
+    python benchmarks/scan.py [--models results/models/stepIII/MIX] [--threads 2] [--naive 60] [--doc PATH]
 
 Times the scan path of one chunk (read the mirror JSON, validate, featurize, batch through every
 model of a 9-model ensemble, mean/std) on the 1,042-structure screening set, and a naive loop
@@ -10,7 +10,8 @@ graph, the model runs on that one graph under ``torch.no_grad``). Without traine
 initialised KappaNets of the real architecture (pretrained MEGNet's shape, paper head) stand in: the
 cost is the same.
 Prints structures/s, the ratio, peak memory (max RSS) and the projected cluster wall time of a
-150,000-structure scan with the configured 3 ensembles (27 models).
+150,000-structure scan with the configured 3 ensembles (27 models). With ``--doc PATH`` it also writes
+its section of that markdown file (:mod:`doc`), every speed relative to the naive loop's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
+import doc
 import torch
 from kappaflow.validation import Limits
 from side_by_side import run_side_by_side
@@ -31,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 MIRROR = (REPO.parent / "shared" / "data").resolve()
 STRUCTURES = MIRROR / "mp" / "structures"
 LIMITS = Limits(cutoff=4.0, min_distance=0.5)
+STARTUP_S = 20.0  # assumed start-up of a chunk job (imports, model loading), for the projection
 
 
 def ensemble(models_dir: str | None, n_models: int):
@@ -39,6 +42,7 @@ def ensemble(models_dir: str | None, n_models: int):
     from kappaflow.model import build_kappanet
     from kappaflow.predict import Ensemble, load_ensemble
     from kappaflow.training.scaling import TargetScaler
+    from kappaflow.trust import Trust
 
     if models_dir:
         return load_ensemble(models_dir, "cpu")
@@ -47,7 +51,9 @@ def ensemble(models_dir: str | None, n_models: int):
     for seed in range(n_models):
         torch.manual_seed(seed)
         models.append(build_kappanet(None, init_args=args).eval())
-    return Ensemble("random", [f"run{i}" for i in range(n_models)], models, [TargetScaler(1.0, 0.5)] * n_models, torch.device("cpu"))
+    untrusted = Trust(None, None, None, "random models", "random models")
+    return Ensemble("random", [f"run{i}" for i in range(n_models)], models, [TargetScaler(1.0, 0.5)] * n_models,
+                    torch.device("cpu"), None, untrusted)
 
 
 def naive_predict(model, scaler, structure) -> float:
@@ -71,14 +77,14 @@ def naive_predict(model, scaler, structure) -> float:
 
 def batched_scan(rows, models, batch_size: int) -> tuple[int, int, float]:
     """The scan path of one chunk on ``rows``: (predicted, rejected, seconds to read+validate+featurize)."""
-    from kappaflow.predict import ensemble_kappa, graph_set, mean_std
+    from kappaflow.predict import ensemble_outputs, graph_set, mean_std
     from kappaflow.scan import chunk_records, chunk_structures
 
     start = time.perf_counter()
     records, rejected = chunk_records(rows, chunk_structures(rows["mp_id"], "mirror", STRUCTURES), LIMITS)
     graphs = graph_set(records, 4.0)
     feat_s = time.perf_counter() - start
-    mean_std(ensemble_kappa(models, graphs, batch_size))
+    mean_std(ensemble_outputs(models, graphs, batch_size)[0])
     return len(records), len(rejected), feat_s
 
 
@@ -120,7 +126,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2,
                         help="also time this many single-thread chunk jobs side by side (1: skip)")
     parser.add_argument("--parallel-jobs", type=int, default=20, help="for the projection")
+    parser.add_argument("--doc", type=Path, help="also write this benchmark's section of this markdown file")
     args = parser.parse_args()
+    run = doc.Run()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
 
@@ -151,11 +159,12 @@ def main() -> None:
             structure = None  # rejected, as in the batched path
         if structure is not None:
             [naive_predict(model, scaler, structure) for model, scaler in zip(models.models, models.scalers)]
-    naive_rate = len(naive_rows) / (time.perf_counter() - start)
+    naive_s = time.perf_counter() - start
+    naive_rate = len(naive_rows) / naive_s
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_structure_27 = 3 * batched_s / n  # the scan runs 3 ensembles (Dataset1, Dataset2, MIX)
-    chunk_s = args.chunk_size * per_structure_27 + 20.0  # + start-up (imports, model loading)
+    chunk_s = args.chunk_size * per_structure_27 + STARTUP_S
     n_chunks = math.ceil(150_000 / args.chunk_size)
     waves = math.ceil(n_chunks / args.parallel_jobs)
     print(f"threads={args.threads} models={len(models)} structures={n} predicted={n_records} rejected={n_rejected}")
@@ -167,10 +176,33 @@ def main() -> None:
         print(f"side by side: {jobs_rate:.1f} structures/s ({args.jobs} single-thread chunk jobs, "
               f"{jobs_rate / naive_rate:.1f}x the naive loop)")
     print(f"peak memory (max RSS, whole screening set as one chunk): {peak_mib:.0f} MiB")
-    print(f"projection, 150,000 structures x 27 models: {n_chunks} chunks of {args.chunk_size}, "
-          f"{chunk_s / 60:.1f} min per chunk job; {args.parallel_jobs} parallel jobs: {waves * chunk_s / 60:.0f} min wall; "
-          f"one job: {150_000 * per_structure_27 / 3600:.1f} h")
+    projection = (f"projection, 150,000 structures x 27 models: {n_chunks} chunks of {args.chunk_size}, "
+                  f"{chunk_s / 60:.1f} min per chunk job; {args.parallel_jobs} parallel jobs: "
+                  f"{waves * chunk_s / 60:.0f} min wall; one job: {150_000 * per_structure_27 / 3600:.1f} h")
+    print(projection)
     sys.stdout.flush()
+    if args.doc:
+        speeds = [(f"batched scan, one job with {args.threads} thread(s)", n, batched_s),
+                  *([(f"{args.jobs} single-thread chunk jobs side by side (as the scan rule runs chunks)",
+                      n, n / jobs_rate)] if jobs_rate is not None else []),
+                  ("naive per-structure loop (baseline), random structures", len(naive_rows), naive_s)]
+        body = "\n".join([
+            f"Screening set of the mirror: {n} structures, {n_records} predicted, {n_rejected} rejected; "
+            f"ensemble: {args.models or f'{args.n_models} randomly initialised KappaNets (same cost)'} "
+            f"({len(models)} models), batch size {args.batch_size}. Each structure is read, validated, "
+            "featurized and run through every model; the naive loop does it one structure and one model at "
+            "a time, with matgl's `Structure2Graph` per call (`MEGNet.predict_structure`'s recipe).",
+            "",
+            doc.table(["path", "structures", "wall s", "structures/s", "speed vs naive loop"],
+                      [[name, count, f"{wall:.2f}", f"{count / wall:.1f}",
+                        doc.ratio(count / wall, naive_rate)] for name, count, wall in speeds]),
+            "",
+            f"- of the batched scan's {batched_s:.2f} s, read + validate + featurize took {feat_s:.2f} s",
+            f"- peak memory (max RSS of this process, whole screening set as one chunk): {peak_mib:.0f} MiB",
+            f"- {projection} (from the batched rate, 3 ensembles, {STARTUP_S:.0f} s start-up per chunk job "
+            "assumed)",
+        ])
+        doc.write_section(args.doc, "scan", "Scan (`benchmarks/scan.py`)", body, run)
 
 
 if __name__ == "__main__":

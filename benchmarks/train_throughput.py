@@ -7,10 +7,12 @@ each shuffled batch from the flat arrays). Optionally a torch.profiler table of 
 training wall time of the full paper configuration extrapolated from the Lightning rates (see
 :func:`paper_configuration`).
 
-    python benchmarks/train_throughput.py --threads 2 --aflow 500 --epochs 3 [--profile]
+    python benchmarks/train_throughput.py --threads 2 --aflow 500 --epochs 3 [--profile] [--doc PATH]
 
 With ``--jobs N`` (default 2) it also runs N single-thread jobs side by side, each timing the
 Lightning loop, and reports their sum: the machine's training throughput as the workflow uses it.
+With ``--doc PATH`` it also writes its section of that markdown file (:mod:`doc`), every speed relative
+to the bare loop's in the same run.
 
 Profile (1 thread, batch 8): a step costs ≈5.5 ms of fixed per-step work (≈1,500 operator calls
 through autograd; Dataset1's 2-3 atom graphs add little to it), AFLOW batches ≈1 ms more. The edge
@@ -37,6 +39,7 @@ import time
 import warnings
 from pathlib import Path
 
+import doc
 import lightning as pl
 import numpy as np
 import pandas as pd
@@ -207,7 +210,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2,
                         help="also time this many single-thread jobs side by side (1: skip); used in the extrapolation")
     parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
+    parser.add_argument("--doc", type=Path, help="also write this benchmark's section of this markdown file")
     args = parser.parse_args()
+    run = doc.Run()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(args.flush_denormal)
     retain_freed_memory()  # as kappaflow.training.runner does
@@ -228,8 +233,45 @@ def main() -> None:
               f"stage2 (Dataset1) {hq:.0f}/s in total", flush=True)
         print(paper_configuration(aflow / args.jobs, hq / args.jobs, parallel_jobs=args.jobs))
     print(json.dumps(results))
-    print(paper_configuration(results["stage1 (AFLOW)"]["lightning_structures_per_s"],
-                              results["stage2 (Dataset1)"]["lightning_structures_per_s"]))
+    one_job = paper_configuration(results["stage1 (AFLOW)"]["lightning_structures_per_s"],
+                                  results["stage2 (Dataset1)"]["lightning_structures_per_s"])
+    print(one_job)
+    if args.doc:
+        write_doc(args, run, results, one_job)
+
+
+def write_doc(args: argparse.Namespace, run: doc.Run, results: dict[str, dict], one_job: str) -> None:
+    """This run's section of ``args.doc``: every rate relative to the same stage's bare loop."""
+    pair = results.get("side_by_side")
+    header = ["stage", "structures", "bare loop /s (baseline)", "Lightning loop /s", "Lightning vs bare"]
+    if pair:
+        header += [f"{args.jobs} single-thread Lightning jobs side by side, summed /s",
+                   "side by side vs bare"]
+    rows = []
+    stages = (("stage1 (AFLOW)", "aflow_structures_per_s"), ("stage2 (Dataset1)", "dataset1_structures_per_s"))
+    for name, key in stages:
+        stage = results[name]
+        bare, lit = stage["bare_structures_per_s"], stage["lightning_structures_per_s"]
+        row = [name, stage["n"], f"{bare:,.0f}", f"{lit:,.0f}", doc.ratio(lit, bare)]
+        if pair:
+            row += [f"{pair[key]:,.0f}", doc.ratio(pair[key], bare)]
+        rows.append(row)
+    lines = [
+        f"Batch {args.batch_size}; bare and Lightning loops in one job with {args.threads} thread(s), "
+        f"{args.epochs} timed epochs after a warm-up epoch; stage 1 on the first {args.aflow} mirror AFLOW "
+        f"structures, stage 2 on Dataset1; flush denormal {args.flush_denormal}. The bare loop (pre-collated "
+        "resident batches, forward + backward + Adam, no Lightning) is the baseline.",
+        "",
+        doc.table(header, rows),
+        "",
+        f"- at the Lightning rates of one job: {one_job}",
+    ]
+    if pair:
+        per_job = (pair["aflow_structures_per_s"] / args.jobs, pair["dataset1_structures_per_s"] / args.jobs)
+        lines.append(f"- at the per-job Lightning rates of the {args.jobs} jobs side by side: "
+                     + paper_configuration(*per_job, parallel_jobs=args.jobs))
+    doc.write_section(args.doc, "train_throughput", "Training (`benchmarks/train_throughput.py`)",
+                      "\n".join(lines), run)
 
 
 if __name__ == "__main__":

@@ -99,3 +99,21 @@ def tiny_trusted_models(root: Path, calibration: dict | None) -> Path:
     for folder in sorted(models.glob("step*/*")):
         write_trust_files(folder, calibration)
     return models
+
+
+def tiny_exported_model(ensemble: Path, out: Path, structures: list[Structure]) -> Path:
+    """``ensemble`` (with its trust files) exported as a shippable model (2 members) checking ``structures``."""
+    from kappaflow.shipped import export_model, model_card
+
+    for index, structure in enumerate(structures):
+        structure.properties.setdefault("id", f"check{index}")
+    config = {
+        "training": {"target": "log10_kappa_plus_1", "loss": "mape_kappa", "lr": 1e-3, "batch_size": 4,
+                     "epochs": 1, "stage1_epochs": 1, "head_hidden": [8]},
+        "heldout": {"folds": 2, "seeds": [1, 2]},
+    }
+    card = model_card("stepIII-MIX", "III", "MIX", config, sorted(ensemble.glob("run*/run.json")),
+                      ensemble / "trust.json", None, None, "no held-out folds (test ensemble)")
+    export_model(sorted(ensemble.glob("run*/best.ckpt")), [ensemble / "domain.parquet", ensemble / "trust.json"],
+                 out, structures, card, members=2)
+    return out

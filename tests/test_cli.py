@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _predict_helpers import write_bad_structures
-from _tiny_ensemble import tiny_models, tiny_trusted_models
+from _tiny_ensemble import tiny_exported_model, tiny_models, tiny_trusted_models
+from kappaflow import cli
 from kappaflow.cli import EXIT_NO_PREDICTION, EXIT_OK, EXIT_USAGE, main
 from pymatgen.core import Structure
 
@@ -121,3 +123,39 @@ def test_console_command_never_prints_a_traceback(model: str, tmp_path: Path, mi
     missing = subprocess.run([*command[:3], "predict", "--model", str(tmp_path / "none"), "mp-1000"],
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == EXIT_USAGE and "Traceback" not in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def exported(model: str, tmp_path_factory: pytest.TempPathFactory, mirror_dir: Path) -> Path:
+    structures = [Structure.from_file(mirror_dir / "mp" / "structures" / f"{mp_id}.json") for mp_id in ("mp-1000", "mp-10044")]
+    return tiny_exported_model(Path(model), tmp_path_factory.mktemp("exported") / "model", structures)
+
+
+def test_predict_uses_the_shipped_model_by_default(
+    capsys, exported: Path, monkeypatch: pytest.MonkeyPatch, mirror_dir: Path
+) -> None:
+    monkeypatch.setattr(cli, "DEFAULT_MODEL_DIR", exported)
+    status, table, _ = run(capsys, str(exported / "check"))
+    recorded = pd.read_csv(exported / "check.csv")
+    assert status == EXIT_OK and table["n_models"].tolist() == [2, 2]
+    assert table["pred_mean_wmk"].to_numpy() == pytest.approx(recorded["pred_mean_wmk"].to_numpy(), rel=1e-4)
+
+
+def test_models_prints_the_card(capsys, exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "DEFAULT_MODEL_DIR", exported)
+    assert main(["models"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("stepIII-MIX: step III ensemble trained on MIX (2 members: run1, run2)")
+    assert "held-out error: none (no held-out folds (test ensemble))" in out
+    assert main(["models", "--model", str(exported), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["members"] == ["run1", "run2"]
+
+
+def test_without_a_shipped_model_both_commands_say_what_to_do(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mirror_dir: Path
+) -> None:
+    monkeypatch.setattr(cli, "DEFAULT_MODEL_DIR", tmp_path / "absent")
+    assert main(["models"]) == EXIT_USAGE
+    assert "this installation ships no model: pass --model" in capsys.readouterr().err
+    status, _, err = run(capsys, str(mirror_dir / "mp" / "structures" / "mp-1000.json"))
+    assert status == EXIT_USAGE and "ships no model" in err[-1]

@@ -25,6 +25,8 @@ STEPS, SETS, SEEDS = ("I", "II", "III"), ("Dataset1", "Dataset2", "MIX"), (1, 2)
 HELDOUT_SETS, HELDOUT_FOLDS, HELDOUT_SEEDS, SCAN_CHUNKS = ("Dataset1",), 2, (1, 2), 3
 BACKBONES = ("megnet-2018-eform", "m3gnet-2018-eform", "chgnet-0.3.0")
 PROTOCOL_FIGURES = ("loss_curves", "parity", "mape_heatmap", "step_bars")
+#: config/smoke.yaml's ship.step and ship.train_on: the ensemble rule ship_model exports.
+SHIPPED = ("III", "Dataset1")
 
 
 def job(rule: str, **wildcards: object) -> str:
@@ -51,21 +53,25 @@ def figures(*names: str) -> set[str]:
 
 
 def trust(steps: Iterable[str] = STEPS, sets: Iterable[str] = SETS) -> set[str]:
-    """``ensemble_trust`` jobs (domain.parquet and trust.json) of these ensembles."""
-    return {job("ensemble_trust", step=step, train_on=train_on) for step, train_on in itertools.product(steps, sets)}
+    """``ensemble_trust`` jobs (domain.parquet and trust.json) of these ensembles, and ``ship_model`` when the
+    shipped ensemble is one of them."""
+    ensembles = set(itertools.product(steps, sets))
+    return {job("ensemble_trust", step=step, train_on=train_on) for step, train_on in ensembles} | (
+        {"ship_model"} if SHIPPED in ensembles else set()
+    )
 
 
 def heldout(steps: Iterable[str] = STEPS, folds: int = HELDOUT_FOLDS, seeds: Iterable[int] = HELDOUT_SEEDS) -> set[str]:
     """The held-out members and fold ensembles of these steps, the calibration, the tables, and what reads the
     calibration: the trust files of the cross-validated ensembles, the collected predictions (their in_domain)
-    and the tables after them, the scan (it reads step III's) and results.md."""
+    and the tables after them, the scan (it reads step III's), results.md and the shipped model (its card)."""
     steps = list(steps)
     members = {job("heldout_run", step=step, train_on=name, fold=fold, seed=seed)
                for step, name, fold, seed in itertools.product(steps, HELDOUT_SETS, range(folds), seeds)}
     ensembles = {job("heldout_fold_ensemble", step=step, train_on=name, fold=fold)
                  for step, name, fold in itertools.product(steps, HELDOUT_SETS, range(folds))}
     return {*members, *ensembles, "heldout_calibration", "heldout_tables", *trust(sets=HELDOUT_SETS),
-            *PROTOCOL_TABLES, *SCAN}
+            *PROTOCOL_TABLES, *SCAN, "ship_model"}
 
 
 #: The end of every change that reaches a result: results.md (its config block, tables or benchmarks) and all.
@@ -98,7 +104,7 @@ def dataset2_changed() -> set[str]:
         job("featurize", dataset="dataset2"), "gather_rejected", "match_aflow_hq",
         *runs("train", sets=["Dataset2", "MIX"]), *runs("evaluate_run"), *trust(sets=["Dataset2", "MIX"]),
         "baseline_paper_protocol", *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), "heldout_tables", *SCAN,
-        *REPRESENTED,
+        *REPRESENTED, "ship_model",
     }  # fmt: skip
 
 

@@ -131,3 +131,15 @@ def test_backbones_are_compared(smoke_run: Path) -> None:
     assert frozen.paper_mape_mean.notna().all() and frozen.heldout_mape[frozen.train_on == "Dataset1"].notna().all()
     assert (frozen.paper_runs == 2).all() and (comparison.throughput_ratio[frozen.index] > 0).all()
     assert "### Backbones compared" in (results / "docs" / "results.md").read_text()
+
+
+def test_the_shipped_model_is_exported_with_its_card_and_checks(smoke_run: Path) -> None:
+    from kappaflow.shipped import check_predictions, read_card
+
+    model = smoke_run / "results" / "shipped" / "model"
+    card = read_card(model)
+    assert (card["training"]["step"], card["training"]["train_on"]) == ("III", "Dataset1")
+    assert card["members"] == ["run1", "run2"] and card["heldout"]["rows"][0]["test_on"] == "Dataset1"
+    assert card["configuration"]["ship"]["members"] == 2 and "scan" not in card["configuration"]
+    assert {path.name for path in model.iterdir()} >= {"run1", "run2", "domain.parquet", "trust.json", "check"}
+    assert len(check_predictions(model)) == 3

@@ -236,6 +236,18 @@ def test_too_small_dataset(tiny_spec, graph_paths, tmp_path):
         train_run(spec)
 
 
+def test_graphs_of_another_cutoff_than_the_backbone_are_refused(tiny_spec, graph_paths, tmp_path):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(graph_paths["dataset1"])
+    path = tmp_path / "dataset1.parquet"
+    pq.write_table(table.replace_schema_metadata({"kappaflow.cutoff": "5.0"}), path)
+    spec = tiny_spec()
+    spec.graph_paths = {**spec.graph_paths, "dataset1": str(path)}
+    with pytest.raises(ValueError, match=r"dataset1.parquet: graphs built with a 5.0 Å cutoff, but the backbone's is 4.0"):
+        train_run(spec)
+
+
 def test_log10_kappa_target_with_l1_loss_trains_and_predicts_positive_kappa(tiny_spec, graph_paths):
     result = train_run(tiny_spec(head_hidden=HEAD, target="log10_kappa", loss="l1_log", grad_clip_norm=1.0))
     assert result.status == "ok"

@@ -286,16 +286,18 @@ def ensemble_trust_inputs(wildcards):
     return runs
 
 
-def ensemble_uncalibrated_reason(wildcards):
-    """Why an ensemble has no held-out calibration ("" when it has one)."""
+def uncalibrated_reason(step, train_on):
+    """Why the ensemble of ``step`` on ``train_on`` has no held-out calibration ("" when it has one)."""
     if not HELDOUT["enabled"]:
         return "no held-out folds: heldout.enabled is false"
-    if wildcards.step not in HELDOUT["steps"] or wildcards.train_on not in HELDOUT["train_sets"]:
-        return (
-            f"no held-out folds for step {wildcards.step} on {wildcards.train_on} "
-            "(heldout.steps, heldout.train_sets)"
-        )
+    if step not in HELDOUT["steps"] or train_on not in HELDOUT["train_sets"]:
+        return f"no held-out folds for step {step} on {train_on} (heldout.steps, heldout.train_sets)"
     return ""
+
+
+def ensemble_uncalibrated_reason(wildcards):
+    """:func:`uncalibrated_reason` of an ensemble_trust job."""
+    return uncalibrated_reason(wildcards.step, wildcards.train_on)
 
 
 def ensemble_targets():
@@ -484,3 +486,55 @@ def scan_targets():
         "results/figures/scan_low_kappa.png",
         "results/figures/scan_low_kappa.pdf",
     ]
+
+
+# ---- ship.smk ----
+
+SHIP = config["ship"]
+SHIPPED_MODEL = protocol.SHIPPED_MODEL
+if SHIP["enabled"]:
+    if not protocol.has_run(SHIP["step"], SHIP["train_on"]) or SHIP["step"] not in TRAINING["steps"]:
+        raise WorkflowError(
+            f"ship: step {SHIP['step']} on {SHIP['train_on']} is not trained (training.steps, "
+            "training.train_sets; no step III on AFLOW); choose a trained ensemble or set ship.enabled: false"
+        )
+    if SHIP["train_on"] not in TRAINING["train_sets"]:
+        raise WorkflowError(f"ship.train_on {SHIP['train_on']} is not in training.train_sets")
+
+
+def ship_inputs(wildcards):
+    """The shipped ensemble's runs and trust files, its held-out tables and its training materials."""
+    step, train_on = SHIP["step"], SHIP["train_on"]
+    ensemble = protocol.ensemble_dir(step, train_on)
+    inputs = {
+        "checkpoints": configured_runs("best.ckpt", [step], [train_on]),
+        "run_jsons": configured_runs("run.json", [step], [train_on]),
+        "domain": f"{ensemble}/domain.parquet",
+        "trust": f"{ensemble}/trust.json",
+        "data": [f"results/data/{key}.parquet" for key in protocol.sources_of([train_on])],
+    }
+    if heldout_covers(step, train_on):
+        inputs["heldout_table"] = "results/tables/heldout_table.csv"
+        inputs["calibration"] = "results/tables/calibration.csv"
+    return inputs
+
+
+def ship_config():
+    """The configuration a shipped model's card records: what its runs and held-out numbers depend on."""
+    shown = results_config()
+    training = {
+        key: value
+        for key, value in shown["training"].items()
+        if key not in ("steps", "train_sets", "test_sets")
+    }
+    return {
+        "data": shown["data"],
+        "training": training,
+        "heldout": shown["heldout"],
+        "ship": shown["ship"],
+    }
+
+
+def ship_targets():
+    """Final outputs of this module for rule all."""
+    return [SHIPPED_MODEL] if SHIP["enabled"] else []

@@ -12,6 +12,7 @@ Modules, one job each:
 - ``evaluation``: metrics and tables.
 - ``figures``: paper figures.
 - ``predict`` / ``cli``: the ``kappaflow`` command.
+- ``shipped``: the model shipped in the package (export, card, check predictions).
 """
 
 from __future__ import annotations

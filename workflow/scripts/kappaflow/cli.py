@@ -1,9 +1,12 @@
 """The ``kappaflow`` command.
 
 ``kappaflow predict [--model DIR] [--out FILE] [--device auto|cpu|cuda] [--batch-size N] FILE_OR_ID ...``
-prints (or writes) ``input, formula, pred_mean_wmk, pred_std_wmk, n_models, error``. Each bad input
-gets one line on stderr and a row with its ``error``; the exit status is 0 when at least one
-structure was predicted, 1 when none was, 2 for a usage error (bad option, missing model folder).
+prints (or writes) ``input, formula, pred_mean_wmk, pred_std_wmk, n_models, …, error`` with the model shipped in
+the package unless ``--model`` names another ensemble. Each bad input gets one line on stderr and a row with
+its ``error``; the exit status is 0 when at least one structure was predicted, 1 when none was, 2 for a
+usage error (bad option, missing model folder).
+
+``kappaflow models [--model DIR] [--json]`` prints the card of the shipped model (or of an exported one).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kappaflow import __version__
-
-DEFAULT_MODEL = "results/models/stepIII/MIX"
+from kappaflow.protocol import DEFAULT_MODEL_DIR
 EXIT_OK, EXIT_NO_PREDICTION, EXIT_USAGE = 0, 1, 2
+_NO_SHIPPED_MODEL = " (this installation ships no model: pass --model with a trained ensemble folder)"
 #: Inputs from which a progress bar is shown (on stderr, when it is a terminal).
 PROGRESS_FROM = 50
 
@@ -42,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("inputs", nargs="+", metavar="FILE_OR_ID",
                          help="CIF, POSCAR/CONTCAR or pymatgen JSON files, folders of them, Materials Project ids")
-    predict.add_argument("--model", default=DEFAULT_MODEL,
-                         help=f"ensemble folder with run*/best.ckpt, or one run folder (default: {DEFAULT_MODEL})")
+    predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                         help="ensemble folder with run*/best.ckpt (e.g. results/models/stepIII/MIX), or one run "
+                              "folder (default: the model shipped in the package, see `kappaflow models`)")
     predict.add_argument("--out", type=Path, help="write the table to this .csv or .parquet file (default: CSV on stdout)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
     predict.add_argument("--batch-size", type=_positive, default=64, help="graphs per forward pass (default: 64)")
@@ -54,11 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--mp-endpoint", default="https://api.materialsproject.org", help=argparse.SUPPRESS)
     predict.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                          help=f"progress bar on stderr (default: from {PROGRESS_FROM} inputs, on a terminal)")
+    models = commands.add_parser(
+        "models",
+        help="print the card of the shipped model: training data, protocol, held-out error, provenance",
+        description="Print the card of the model shipped in the package, or of an exported model folder.",
+    )
+    models.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                        help="exported model folder holding card.json (default: the shipped model)")
+    models.add_argument("--json", action="store_true", help="print card.json itself (with the configuration)")
     return parser
 
 
-def _say(message: str) -> None:
-    print(f"kappaflow predict: {message}", file=sys.stderr)
+def _say(message: str, command: str = "predict") -> None:
+    print(f"kappaflow {command}: {message}", file=sys.stderr)
+
+
+def models_command(args: argparse.Namespace) -> int:
+    """Run ``kappaflow models``; returns the exit status."""
+    import json
+
+    from kappaflow.predict import ModelError
+    from kappaflow.shipped import describe_card, read_card
+
+    try:
+        card = read_card(args.model)
+    except ModelError as error:
+        _say(f"{error}{_NO_SHIPPED_MODEL if args.model == DEFAULT_MODEL_DIR else ''}", "models")
+        return EXIT_USAGE
+    print(json.dumps(card, indent=2) if args.json else describe_card(card))
+    return EXIT_OK
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -75,7 +103,7 @@ def predict_command(args: argparse.Namespace) -> int:
     try:
         ensemble = load_ensemble(args.model, resolve_device(args.device))
     except ModelError as error:
-        _say(str(error))
+        _say(f"{error}{_NO_SHIPPED_MODEL if args.model == DEFAULT_MODEL_DIR else ''}")
         return EXIT_USAGE
     freeze_long_lived_objects()
     source = MPSource(mode=args.mp_source, mirror_dir=args.mirror_dir or default_mirror_dir(), endpoint=args.mp_endpoint)
@@ -110,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # pymatgen/torch chatter would drown the one-line messages
     if args.command == "predict":
         return predict_command(args)
+    if args.command == "models":
+        return models_command(args)
     return EXIT_USAGE  # pragma: no cover (argparse rejects unknown commands)
 
 

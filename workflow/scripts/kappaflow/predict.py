@@ -112,16 +112,22 @@ def ensemble_checkpoints(model_dir: str | Path) -> list[Path]:
         )
     found = [model_dir / "best.ckpt"] if (model_dir / "best.ckpt").is_file() else []
     found += sorted(model_dir.glob("run*/best.ckpt"), key=_run_key)
+    usable = usable_checkpoints(found)
+    if not usable:
+        raise ModelError(f"model folder {model_dir} holds no usable run*/best.ckpt")
+    return usable
+
+
+def usable_checkpoints(checkpoints: Sequence[str | Path]) -> list[Path]:
+    """The checkpoints whose ``run.json`` (beside them) does not say ``collapsed`` or ``diverged``."""
     usable = []
-    for path in found:
+    for path in map(Path, checkpoints):
         info = path.parent / "run.json"
         status = json.loads(info.read_text()).get("status", "ok") if info.is_file() else "ok"
         if status in FAILED_STATUSES:
-            log.warning("%s: run %s is %s; left out of the ensemble", model_dir, path.parent.name, status)
+            log.warning("%s: run %s is %s; left out of the ensemble", path.parent.parent, path.parent.name, status)
         else:
             usable.append(path)
-    if not usable:
-        raise ModelError(f"model folder {model_dir} holds no usable run*/best.ckpt")
     return usable
 
 

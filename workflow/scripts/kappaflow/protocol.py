@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,12 @@ BACKBONE_FOLDERS: dict[str, str | None] = {
     "sevennet-0": None,
 }
 FINE_TUNED_BACKBONE = "megnet-2018-eform"
+
+
+#: Where the ``ship_model`` rule exports the shipped model, and where the package keeps it (``kappaflow predict``'s
+#: default): ``cp -r results/shipped/model workflow/scripts/kappaflow/models/default``.
+SHIPPED_MODEL = "results/shipped/model"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 
 
 def ensemble_dir(step: str, train_on: str) -> str:

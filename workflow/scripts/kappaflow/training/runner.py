@@ -21,7 +21,7 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,19 @@ def _prepare_partial(spec: RunSpec) -> tuple[Path, Path | None]:
     return folder, (last if last.is_file() else None)
 
 
+def require_backbone_cutoff(graphs: Mapping[str, GraphSet], paths: Mapping[str, str | Path], cutoff: float) -> None:
+    """Raise ``ValueError`` naming the file when a graph set was built with another cutoff than the backbone's.
+
+    A backbone's radial basis is fitted to its own cutoff: graphs of another one would train silently wrong.
+    """
+    for key, graph_set in graphs.items():
+        if not math.isclose(graph_set.cutoff, cutoff, rel_tol=1e-9):
+            raise ValueError(
+                f"{paths[key]}: graphs built with a {graph_set.cutoff} Å cutoff, but the backbone's is {cutoff} Å "
+                "(data.cutoff must equal the cutoff of the backbone that is fine-tuned)"
+            )
+
+
 def learned_elements(spec: RunSpec, train: GraphSet) -> list[str]:
     """Elements of the run's training split and, for a stage 2, of its stage 1's training data."""
     elements = {ELEMENT_TYPES[index] for index in np.unique(train.node_type)}
@@ -195,6 +208,7 @@ def train_run(
     split = split_set(spec.train_on, graphs, spec.seed, spec.val_fraction)
     scaler = TargetScaler.fit(split.train.targets, spec.target)
     model = build_model(spec)
+    require_backbone_cutoff(graphs, spec.graph_paths, float(model.init_args.get("cutoff", 4.0)))
     elements = learned_elements(spec, split.train)
     module = KappaModule(
         model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor, spec.collapse_patience,
