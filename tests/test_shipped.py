@@ -68,10 +68,12 @@ def _card(ensemble: Path, tmp_path: Path, heldout: bool = True) -> dict:
                       "" if heldout else "no held-out folds: heldout.enabled is false")
 
 
-def _export(ensemble: Path, out: Path, structures: list, members: int = 2, half: bool = True) -> dict:
+def _export(ensemble: Path, out: Path, structures: list, members: int = 2, half: bool = True,
+            precision_structures: tuple = ()) -> dict:
     return export_model(sorted(ensemble.glob("run*/best.ckpt")),
                         [ensemble / "domain.parquet", ensemble / "trust.json"], out, structures,
-                        _card(ensemble, out.parent), members=members, half_precision=half)
+                        _card(ensemble, out.parent), members=members, half_precision=half,
+                        precision_structures=precision_structures)
 
 
 def test_check_structures_are_the_first_materials_by_id(structures: list) -> None:
@@ -93,6 +95,12 @@ def test_export_records_what_it_predicts_and_reproduces_it(ensemble: Path, struc
     assert recorded["input"].tolist() == ["check/mp-1000.json", "check/mp-10010.json"]
     assert (recorded["pred_mean_wmk"] > 0).all()
     assert len(check_predictions(model)) == 2
+
+
+def test_half_precision_is_judged_on_every_structure_given(ensemble: Path, structures: list, tmp_path: Path) -> None:
+    card = _export(ensemble, tmp_path / "model", structures[:1], precision_structures=tuple(structures))
+    assert card["weights"]["structures_compared"] == 3
+    assert len(pd.read_csv(tmp_path / "model" / "check.csv")) == 1
 
 
 def test_half_precision_is_refused_when_it_moves_predictions(

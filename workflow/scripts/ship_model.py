@@ -27,4 +27,5 @@ export_model(
     card,
     members=min(params.members, len(inputs.checkpoints)),
     half_precision=params.half_precision,
+    precision_structures=check_structures(inputs.data),
 )

@@ -3,7 +3,7 @@
 An exported model is a folder that :func:`kappaflow.predict.load_ensemble` reads like any ensemble:
 
 - ``run{seed}/best.ckpt`` and ``run.json`` of its members (weights stored in half precision when that moves
-  no predicted κ of a check structure by more than :data:`HALF_PRECISION_TOLERANCE`, relative);
+  no predicted κ of a training material by more than :data:`HALF_PRECISION_TOLERANCE`, relative);
 - ``domain.parquet`` and ``trust.json`` (its applicability domain and calibration, :mod:`kappaflow.trust`);
 - ``card.json``: what it was trained on, how, its held-out error, the commit and configuration that made it;
 - ``check/*.json`` structures and ``check.csv``, the predictions the model made of them when it was exported,
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kappaflow.inputs import read_inputs
+from kappaflow.inputs import Item, read_inputs
 from kappaflow.protocol import FINE_TUNED_BACKBONE
 from kappaflow.predict import ModelError, load_ensemble, predict_items, usable_checkpoints
 from kappaflow.training.checkpoint import read_checkpoint
@@ -39,13 +39,15 @@ HALF_PRECISION_TOLERANCE = 1e-3
 CHECK_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "kappa_low_wmk", "kappa_high_wmk", "in_domain"]
 
 
-def check_structures(data_tables: Sequence[str | Path], per_table: int) -> list[Any]:
-    """The first ``per_table`` materials (by id) of each validated data table, as structures named by id."""
+def check_structures(data_tables: Sequence[str | Path], per_table: int | None = None) -> list[Any]:
+    """The first ``per_table`` materials (by id; None: all) of each validated data table, as structures
+    named by id."""
     from kappaflow.graphs import record_to_structure
 
     structures = []
     for path in data_tables:
-        table = pd.read_parquet(path).sort_values("id").head(per_table)
+        table = pd.read_parquet(path).sort_values("id")
+        table = table if per_table is None else table.head(per_table)
         for record in table.to_dict("records"):
             structure = record_to_structure(record)
             structure.properties["id"] = str(record["id"])
@@ -80,6 +82,12 @@ def _predict_check(model_dir: Path) -> pd.DataFrame:
     return table[CHECK_COLUMNS]
 
 
+def _predict_structures(model_dir: Path, structures: Sequence[Any]) -> pd.DataFrame:
+    """The model's predictions of structures named by ``structure.properties["id"]``."""
+    items = [Item(str(structure.properties["id"]), structure) for structure in structures]
+    return predict_items(items, load_ensemble(model_dir))
+
+
 def largest_relative_change(before: pd.DataFrame, after: pd.DataFrame, column: str = "pred_mean_wmk") -> float:
     """Largest |after/before − 1| of one column of two check tables (by default the predicted κ)."""
     a, b = before[column].to_numpy(float), after[column].to_numpy(float)
@@ -94,14 +102,16 @@ def export_model(
     card: dict[str, Any],
     members: int,
     half_precision: bool = True,
+    precision_structures: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Write the first ``members`` usable ``checkpoints`` (an ensemble's ``run*/best.ckpt``, by seed) and the
     ensemble's ``trust_files`` (its domain.parquet and trust.json) as a shippable model.
 
     ``check_structures`` (pymatgen structures, named by ``structure.properties["id"]``) are predicted by the
     exported model and recorded in ``check.csv``. Weights are stored in half precision only when that changes
-    no predicted κ (ensemble mean) of a check structure by more than :data:`HALF_PRECISION_TOLERANCE`; ``card.json`` records the precision
-    kept and the change measured. Returns the card written.
+    no predicted κ (ensemble mean) by more than :data:`HALF_PRECISION_TOLERANCE` (relative), over the check
+    structures and ``precision_structures`` (e.g. every training material); ``card.json`` records the
+    precision kept and the change measured. Returns the card written.
 
     Raises:
         ModelError: fewer usable runs than ``members``, or ``trust_files`` are not the two trust files.
@@ -123,17 +133,19 @@ def export_model(
     chosen = usable[:members]
     _write_members(chosen, out_dir, half=False)
     full = _predict_check(out_dir)
+    assessed = [*check_structures, *precision_structures]
     change = spread_change = 0.0
     if half_precision:
+        before = _predict_structures(out_dir, assessed)
         _write_members(chosen, out_dir, half=True)
-        halved = _predict_check(out_dir)
-        change = largest_relative_change(full, halved)
-        spread_change = largest_relative_change(full, halved, "pred_std_wmk")
+        after = _predict_structures(out_dir, assessed)
+        change = largest_relative_change(before, after)
+        spread_change = largest_relative_change(before, after, "pred_std_wmk")
         if change > HALF_PRECISION_TOLERANCE:
             _write_members(chosen, out_dir, half=False)
             half_precision = False
         else:
-            full = halved
+            full = _predict_check(out_dir)
     full.to_csv(out_dir / CHECK_FILE, index=False)
     written = {
         **card,
@@ -142,6 +154,7 @@ def export_model(
             "precision": "float16" if half_precision else "float32",
             "largest_relative_change_from_float32": change,
             "largest_relative_change_of_spread": spread_change,
+            "structures_compared": len(assessed),
             "tolerance": HALF_PRECISION_TOLERANCE,
         },
         "size_bytes": sum(path.stat().st_size for path in out_dir.rglob("*") if path.is_file()),
@@ -294,8 +307,9 @@ def describe_card(card: dict[str, Any]) -> str:
     lines.append(f"  uncertainty: {trust.get('calibration', 'not calibrated')}")
     lines.append(f"  applicability domain: {trust.get('domain', 'unknown')}")
     weights = card["weights"]
-    lines.append(f"  weights: {weights['precision']} (largest relative change of a check prediction from float32 "
-                 f"{weights['largest_relative_change_from_float32']:.1e}), {card['size_bytes'] / 1e6:.1f} MB")
+    lines.append(f"  weights: {weights['precision']} (largest relative change of a predicted κ from float32 "
+                 f"{weights['largest_relative_change_from_float32']:.1e} over {weights.get('structures_compared', 0)} "
+                 f"structures), {card['size_bytes'] / 1e6:.1f} MB")
     made = card["made_by"]
     lines.append(f"  made by: kappaflow {made['version']} commit {made['commit'] or 'unknown'}"
                  f"{' (uncommitted changes)' if made.get('dirty') else ''}; configuration in card.json")
