@@ -153,7 +153,11 @@ def sacct_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
 
 
 def results_files(workdir: Path) -> set[str]:
-    files = {str(p.relative_to(workdir)) for p in (workdir / "results").rglob("*") if p.is_file()}
+    files = {
+        str(p.relative_to(workdir))
+        for p in (workdir / "results").rglob("*")
+        if p.is_file() and p.name != ".snakemake_timestamp"  # Snakemake's marker in a directory() output
+    }
     return files - NOT_COMPARED
 
 
