@@ -73,6 +73,11 @@ def _say(message: str, command: str = "predict") -> None:
     print(f"kappaflow {command}: {message}", file=sys.stderr)
 
 
+def _model_message(error: Exception, model: Path) -> str:
+    """The error of loading ``model``, saying what to do when it is the (absent) shipped model."""
+    return f"{error}{_NO_SHIPPED_MODEL if model == DEFAULT_MODEL_DIR else ''}"
+
+
 def models_command(args: argparse.Namespace) -> int:
     """Run ``kappaflow models``; returns the exit status."""
     import json
@@ -83,7 +88,7 @@ def models_command(args: argparse.Namespace) -> int:
     try:
         card = read_card(args.model)
     except ModelError as error:
-        _say(f"{error}{_NO_SHIPPED_MODEL if args.model == DEFAULT_MODEL_DIR else ''}", "models")
+        _say(_model_message(error, args.model), "models")
         return EXIT_USAGE
     print(json.dumps(card, indent=2) if args.json else describe_card(card))
     return EXIT_OK
@@ -103,7 +108,7 @@ def predict_command(args: argparse.Namespace) -> int:
     try:
         ensemble = load_ensemble(args.model, resolve_device(args.device))
     except ModelError as error:
-        _say(f"{error}{_NO_SHIPPED_MODEL if args.model == DEFAULT_MODEL_DIR else ''}")
+        _say(_model_message(error, args.model))
         return EXIT_USAGE
     freeze_long_lived_objects()
     source = MPSource(mode=args.mp_source, mirror_dir=args.mirror_dir or default_mirror_dir(), endpoint=args.mp_endpoint)

@@ -69,6 +69,11 @@ class KappaNet(nn.Module):
         if self.freeze_backbone:
             self.backbone.requires_grad_(False)
 
+    @property
+    def cutoff(self) -> float:
+        """Graph cutoff (Å) of the backbone (MEGNet's 4 Å when its constructor arguments do not say)."""
+        return float(self.init_args.get("cutoff", 4.0))
+
     def bond_basis(self, batch: GraphBatch) -> BondBasis:
         """Basis expansion of every distinct edge length in ``batch`` and its distinct bonds (:class:`BondBasis`)."""
         return bond_basis(self.backbone.bond_expansion, batch)

@@ -78,7 +78,7 @@ class Ensemble:
     @property
     def cutoff(self) -> float:
         """Graph cutoff (Å) of the backbone, the same for every run."""
-        cutoffs = {float(model.init_args.get("cutoff", 4.0)) for model in self.models}
+        cutoffs = {model.cutoff for model in self.models}
         if len(cutoffs) != 1:
             raise ModelError(f"{self.name}: runs use different graph cutoffs {sorted(cutoffs)}")
         return cutoffs.pop()

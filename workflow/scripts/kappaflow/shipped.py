@@ -33,7 +33,7 @@ from kappaflow.training.checkpoint import read_checkpoint
 from kappaflow.trust import DOMAIN_FILE, TRUST_FILE
 
 CARD_FILE, CHECK_FILE, CHECK_DIR = "card.json", "check.csv", "check"
-#: Largest relative change of a check prediction that half-precision storage may cause.
+#: Largest relative change of a predicted κ that half-precision storage may cause.
 HALF_PRECISION_TOLERANCE = 1e-3
 #: Columns of ``check.csv`` that :func:`check_predictions` compares.
 CHECK_COLUMNS = ["input", "formula", "pred_mean_wmk", "pred_std_wmk", "kappa_low_wmk", "kappa_high_wmk", "in_domain"]
@@ -132,8 +132,8 @@ def export_model(
         shutil.copyfile(path, out_dir / path.name)
     chosen = usable[:members]
     _write_members(chosen, out_dir, half=False)
-    full = _predict_check(out_dir)
-    assessed = [*check_structures, *precision_structures]
+    # each structure once (the check structures are usually training materials too)
+    assessed = list({str(s.properties["id"]): s for s in [*check_structures, *precision_structures]}.values())
     change = spread_change = 0.0
     if half_precision:
         before = _predict_structures(out_dir, assessed)
@@ -144,9 +144,7 @@ def export_model(
         if change > HALF_PRECISION_TOLERANCE:
             _write_members(chosen, out_dir, half=False)
             half_precision = False
-        else:
-            full = _predict_check(out_dir)
-    full.to_csv(out_dir / CHECK_FILE, index=False)
+    _predict_check(out_dir).to_csv(out_dir / CHECK_FILE, index=False)
     written = {
         **card,
         "members": [path.parent.name for path in chosen],

@@ -208,7 +208,7 @@ def train_run(
     split = split_set(spec.train_on, graphs, spec.seed, spec.val_fraction)
     scaler = TargetScaler.fit(split.train.targets, spec.target)
     model = build_model(spec)
-    require_backbone_cutoff(graphs, spec.graph_paths, float(model.init_args.get("cutoff", 4.0)))
+    require_backbone_cutoff(graphs, spec.graph_paths, model.cutoff)
     elements = learned_elements(spec, split.train)
     module = KappaModule(
         model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor, spec.collapse_patience,
