@@ -24,6 +24,8 @@ pytestmark = pytest.mark.slow
 STEPS, SETS, SEEDS = ("I", "II", "III"), ("Dataset1", "Dataset2", "MIX"), (1, 2)
 HELDOUT_SETS, HELDOUT_FOLDS, HELDOUT_SEEDS, SCAN_CHUNKS = ("Dataset1",), 2, (1, 2), 3
 BACKBONES = ("megnet-2018-eform", "m3gnet-2018-eform", "chgnet-0.3.0")
+#: config/smoke.yaml's model.finetune.backbones (fine-tuned on Dataset1 with seed 1).
+FINETUNED = "m3gnet-2018-eform"
 PROTOCOL_FIGURES = ("loss_curves", "parity", "mape_heatmap", "step_bars")
 #: config/smoke.yaml's ship.step and ship.train_on: the ensemble rule ship_model exports.
 SHIPPED = ("III", "Dataset1")
@@ -196,6 +198,15 @@ CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
         "model: {backbones: [megnet-2018-eform, m3gnet-2018-eform, chgnet-0.3.0, sevennet-0]}\n",
         {job("represent", backbone="sevennet-0"), job("frozen_protocols", backbone="sevennet-0"),
          "backbone_comparison", *DOC},
+    ),
+    "fine-tune another backbone": (
+        "model: {finetune: {backbones: [m3gnet-2018-eform, chgnet-0.3.0]}}\n",
+        {job("finetune_backbone", backbone="chgnet-0.3.0", train_on="Dataset1", seed=1), "backbone_comparison",
+         *DOC},
+    ),
+    "change finetune.epochs": (
+        "model: {finetune: {epochs: 3}}\n",
+        {job("finetune_backbone", backbone=FINETUNED, train_on="Dataset1", seed=1), "backbone_comparison", *DOC},
     ),
     # a new member of every fold's ensemble (step III: with the stage-1 run of its seed)
     "add a held-out seed": ("heldout: {seeds: [1, 2, 3]}\n", {*heldout(seeds=[3]), *stage1([3])}),

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -131,6 +132,22 @@ def test_backbones_are_compared(smoke_run: Path) -> None:
     assert frozen.paper_mape_mean.notna().all() and frozen.heldout_mape[frozen.train_on == "Dataset1"].notna().all()
     assert (frozen.paper_runs == 2).all() and (comparison.throughput_ratio[frozen.index] > 0).all()
     assert "### Backbones compared" in (results / "docs" / "results.md").read_text()
+
+
+def test_a_second_backbone_is_fine_tuned(smoke_run: Path) -> None:
+    """config/smoke.yaml fine-tunes M3GNet-2018 (its own 5 Å graphs with three-body terms) on Dataset1 like step
+    II: its run predicts its validation split, and the comparison pairs it with fine-tuned MEGNet by seed."""
+    run = smoke_run / "results" / "finetuned" / "m3gnet-2018-eform" / "Dataset1" / "run1"
+    info = json.loads((run / "run.json").read_text())
+    predictions = pd.read_parquet(run / "predictions.parquet")
+    assert info["status"] == "ok" and info["epochs_run"] == 2
+    assert len(predictions) == info["n_val"] and np.isfinite(predictions.kappa_pred).all()
+    megnet = pd.read_parquet(smoke_run / "results" / "models" / "stepII" / "Dataset1" / "run1" / "predictions.parquet")
+    assert set(predictions.id) == set(megnet[megnet.test_on == "Dataset1"].id), "the same validation split"
+    comparison = pd.read_csv(smoke_run / "results" / "tables" / "backbone_comparison.csv")
+    fine = comparison[(comparison.backbone == "m3gnet-2018-eform") & (comparison.way == "fine-tuned (step II)")]
+    assert fine.train_on.tolist() == ["Dataset1"] and fine.paper_runs.tolist() == [1]
+    assert fine.vs_reference_n_improved.notna().all() and fine.fit_s_median.gt(0).all()
 
 
 def test_the_shipped_model_is_exported_with_its_card_and_checks(smoke_run: Path) -> None:

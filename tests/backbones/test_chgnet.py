@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _contract import calculator_energies, check_rejects_unsupported, check_representation
+from _contract import calculator_energies, check_fine_tuning, check_rejects_unsupported, check_representation
 from pymatgen.core import Structure
 
 from kappaflow.backbones.chgnet import CHGNet030
@@ -34,6 +34,10 @@ def test_energies_equal_the_package_calculator(
 
 def test_representation(backbone: CHGNet030, small_structures: list[Structure]) -> None:
     check_representation(backbone, small_structures)
+
+
+def test_fine_tuning(backbone: CHGNet030, small_structures: list[Structure]) -> None:
+    check_fine_tuning(backbone, small_structures[:3])
 
 
 def test_unsupported_element(backbone: CHGNet030, americium_oxide: Structure, small_structures) -> None:

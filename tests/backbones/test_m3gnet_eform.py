@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _contract import check_rejects_unsupported, check_representation
+from _contract import check_fine_tuning, check_rejects_unsupported, check_representation
 from pymatgen.core import Structure
 
 from kappaflow.backbones.m3gnet import DestinationM3GNetGraphConv, M3GNetEform, TransposedThreeBody
@@ -60,6 +60,10 @@ def test_stock_model_is_far_off(
 
 def test_representation(backbone: M3GNetEform, small_structures: list[Structure]) -> None:
     check_representation(backbone, small_structures)
+
+
+def test_fine_tuning(backbone: M3GNetEform, small_structures: list[Structure]) -> None:
+    check_fine_tuning(backbone, small_structures[:3])
 
 
 def test_unsupported_element(backbone: M3GNetEform, americium_oxide: Structure, small_structures) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _contract import check_rejects_unsupported, check_representation
+from _contract import check_fine_tuning, check_rejects_unsupported, check_representation
 from pymatgen.core import Structure
 
 from kappaflow.backbones.m3gnet import DestinationM3GNetGraphConv, M3GNetMatPES
@@ -69,6 +69,10 @@ def test_agrees_with_the_patched_tensornet(
 
 def test_representation(backbone: M3GNetMatPES, small_structures: list[Structure]) -> None:
     check_representation(backbone, small_structures)
+
+
+def test_fine_tuning(backbone: M3GNetMatPES, small_structures: list[Structure]) -> None:
+    check_fine_tuning(backbone, small_structures[:3])
 
 
 def test_unsupported_element(backbone: M3GNetMatPES, americium_oxide: Structure, small_structures) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _contract import check_rejects_unsupported, check_representation
+from _contract import check_fine_tuning, check_rejects_unsupported, check_representation
 from pymatgen.core import Structure
 
-from kappaflow.backbone import DestinationMEGNetGraphConv
+from kappaflow import protocol
+from kappaflow.backbone import DestinationMEGNetGraphConv, read_init_args
 from kappaflow.backbones.megnet import MEGNetEform
 
 #: The tolerance of tests/test_backbone.py (eV/atom).
@@ -28,6 +29,12 @@ def test_loads_the_destination_convention_and_the_spec_matches_the_model(backbon
     assert backbone.model.cutoff == backbone.spec.cutoff
 
 
+def test_the_workflow_graphs_have_the_fine_tuned_backbones_cutoff(backbone: MEGNetEform) -> None:
+    """Validation, featurization and the scan build graphs with protocol.FINE_TUNED_CUTOFF (no config knob)."""
+    assert protocol.FINE_TUNED_BACKBONE == backbone.spec.name
+    assert protocol.FINE_TUNED_CUTOFF == backbone.spec.cutoff == read_init_args(backbone.model_dir)["cutoff"]
+
+
 def test_energies_reproduce_the_reference(
     backbone: MEGNetEform, eform_reference: pd.DataFrame, load_structures
 ) -> None:
@@ -40,6 +47,10 @@ def test_energies_reproduce_the_reference(
 
 def test_representation(backbone: MEGNetEform, small_structures: list[Structure]) -> None:
     check_representation(backbone, small_structures)
+
+
+def test_fine_tuning(backbone: MEGNetEform, small_structures: list[Structure]) -> None:
+    check_fine_tuning(backbone, small_structures[:3])
 
 
 def test_unsupported_element(backbone: MEGNetEform, americium_oxide: Structure, small_structures) -> None:

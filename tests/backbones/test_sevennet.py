@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _contract import calculator_energies, check_rejects_unsupported, check_representation
+from _contract import calculator_energies, check_fine_tuning, check_rejects_unsupported, check_representation
 from pymatgen.core import Element, Structure
 
 from kappaflow.backbones import sevennet
@@ -39,6 +39,10 @@ def test_energies_equal_the_package_calculator(
 
 def test_representation(backbone: SevenNet0, small_structures: list[Structure]) -> None:
     check_representation(backbone, small_structures)
+
+
+def test_fine_tuning(backbone: SevenNet0, small_structures: list[Structure]) -> None:
+    check_fine_tuning(backbone, small_structures[:3])
 
 
 def test_unsupported_element(backbone: SevenNet0, americium_oxide: Structure, small_structures) -> None:

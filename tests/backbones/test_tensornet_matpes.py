@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _contract import check_rejects_unsupported, check_representation
+from _contract import check_fine_tuning, check_rejects_unsupported, check_representation
 from pymatgen.core import Structure
 
 from kappaflow.backbones.tensornet import DestinationTensorEmbedding, TensorNetMatPES
@@ -57,6 +57,10 @@ def test_stock_embedding_is_far_off_on_mgo(
 
 def test_representation(backbone: TensorNetMatPES, small_structures: list[Structure]) -> None:
     check_representation(backbone, small_structures)
+
+
+def test_fine_tuning(backbone: TensorNetMatPES, small_structures: list[Structure]) -> None:
+    check_fine_tuning(backbone, small_structures[:3])
 
 
 def test_unsupported_element(backbone: TensorNetMatPES, americium_oxide: Structure, small_structures) -> None:

@@ -149,3 +149,18 @@ def test_markdown(table: pd.DataFrame) -> None:
     assert len(lines) == len(table)
     assert "| Dataset1 | good | frozen + GBT | 0.20 (0.00) | 9 | 0.10 |" in text
     assert "better" in lines[2] and "reference" in lines[0]
+
+
+def test_fine_tuned_backbones_are_paired_with_fine_tuned_megnet() -> None:
+    """Another backbone fine-tuned like step II: its own row of that way, its collapsed run left out, compared
+    by seed with MEGNet's step II; no throughput (that is the representation's)."""
+    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
+    runs = frozen_paper("m3gnet", dict.fromkeys(SEEDS, 0.1)).assign(step="II")
+    runs.loc[(runs["run"] == 8), "status"] = "collapsed"
+    table = comparison_table(fine_tuned_per_run(), None, [], [], no_throughput, runs)
+    fine = row(table, "m3gnet", "fine-tuned (step II)")
+    assert fine["paper_runs"] == 8 and fine["paper_mape_mean"] == pytest.approx(0.1)
+    assert fine["fit_s_median"] == pytest.approx(4.5)  # seeds 0-7: fit_s 1..8
+    assert fine["vs_reference_n_improved"] == 8 and fine["verdict"] == "better"
+    assert math.isnan(fine["structures_per_s"])
+    assert table["backbone"].tolist() == ["megnet-2018-eform", "m3gnet", "megnet-2018-eform"]

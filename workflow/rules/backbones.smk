@@ -85,16 +85,48 @@ rule frozen_protocols:
         "../scripts/frozen_protocols.py"
 
 
+# A backbone other than MEGNet fine-tuned like step II on one training set with one seed (kappaflow.training.finetune).
+rule finetune_backbone:
+    input:
+        data=lambda wildcards: [
+            f"results/data/{key}.parquet" for key in protocol.sources_of([wildcards.train_on])
+        ],
+        model=backbone_model_files,
+    output:
+        ckpt="results/finetuned/{backbone}/{train_on}/run{seed}/best.ckpt",
+        metrics="results/finetuned/{backbone}/{train_on}/run{seed}/metrics.csv",
+        run_json="results/finetuned/{backbone}/{train_on}/run{seed}/run.json",
+        predictions="results/finetuned/{backbone}/{train_on}/run{seed}/predictions.parquet",
+        rejected="results/finetuned/{backbone}/{train_on}/run{seed}/rejected.csv",
+    log:
+        "logs/finetune_backbone/{backbone}_{train_on}_run{seed}.log",
+    benchmark:
+        "logs/benchmarks/finetune_backbone/{backbone}_{train_on}_run{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    # One thread per run, as rule train.
+    threads: 1
+    resources:
+        gpu=TRAINING["gpus"],
+    params:
+        epochs=FINETUNE["epochs"],
+        options=RUN_OPTIONS,
+        pretrained_root="resources/pretrained",
+    script:
+        "../scripts/finetune_backbone.py"
+
+
 rule backbone_comparison:
     input:
         per_run="results/tables/per_run_metrics.csv",
         heldout=["results/tables/heldout_predictions.parquet"] if HELDOUT["enabled"] else [],
-        paper=expand("results/frozen/{backbone}/paper_predictions.parquet", backbone=MODEL["backbones"]),
+        paper=expand("results/frozen/{backbone}/paper_predictions.parquet", backbone=FROZEN_BACKBONES),
         frozen_heldout=expand(
-            "results/frozen/{backbone}/heldout_predictions.parquet", backbone=MODEL["backbones"]
+            "results/frozen/{backbone}/heldout_predictions.parquet", backbone=FROZEN_BACKBONES
         ),
-        representations=[file for name in MODEL["backbones"] for file in representation_files(name)],
-        benchmarks=expand("logs/benchmarks/represent/{backbone}.tsv", backbone=MODEL["backbones"]),
+        representations=[file for name in FROZEN_BACKBONES for file in representation_files(name)],
+        benchmarks=expand("logs/benchmarks/represent/{backbone}.tsv", backbone=FROZEN_BACKBONES),
+        finetuned=finetuned_files("predictions.parquet"),
     output:
         table_csv="results/tables/backbone_comparison.csv",
         table_md=report(
@@ -110,6 +142,6 @@ rule backbone_comparison:
         "../../envs/plot.yaml"
     threads: 1
     params:
-        backbones=MODEL["backbones"],
+        backbones=FROZEN_BACKBONES,
     script:
         "../scripts/backbone_comparison.py"

@@ -1,5 +1,6 @@
 # Shared configuration, constants and input/target functions of every module (rules live in the
 # other .smk files; keeping functions here keeps `snakemake --lint` clean).
+import itertools
 import json
 import math
 import os
@@ -340,6 +341,10 @@ def results_benchmarks():
     files += [
         f"logs/benchmarks/{rule}/{key}.tsv" for rule in ("validate", "featurize") for key in GRAPH_DATASETS
     ]
+    files += [
+        f"logs/benchmarks/finetune_backbone/{backbone}_{train_on}_run{seed}.tsv"
+        for backbone, train_on, seed in FINETUNE_RUNS
+    ]
     if FROZEN["enabled"]:
         files += [
             f"logs/benchmarks/{rule}/{backbone}.tsv"
@@ -383,6 +388,8 @@ def evaluate_targets():
 
 MODEL = config["model"]
 FROZEN = MODEL["frozen"]
+#: The backbones compared by frozen-representation regression.
+FROZEN_BACKBONES = MODEL["backbones"] if FROZEN["enabled"] else []
 
 #: Backbone folders other than MEGNet's (rule pretrained_megnet fetches that one).
 BACKBONE_MODEL_FOLDERS = sorted(
@@ -405,19 +412,30 @@ def representation_files(backbone, suffix="parquet"):
     return [f"results/representations/{backbone}/{key}.{suffix}" for key in GRAPH_DATASETS]
 
 
-def frozen_targets():
-    """Frozen-representation outputs of every configured backbone and the comparison table."""
-    if not FROZEN["enabled"]:
-        return []
+FINETUNE = MODEL["finetune"]
+#: (backbone, train_on, seed) of every fine-tuning of a backbone other than MEGNet.
+FINETUNE_RUNS = list(itertools.product(FINETUNE["backbones"], FINETUNE["train_sets"], FINETUNE["seeds"]))
+
+
+def finetuned_files(name):
+    """File ``name`` of every configured fine-tuning run (results/finetuned/<backbone>/<set>/run<seed>/)."""
     return [
-        *(
-            f"results/frozen/{backbone}/{name}"
-            for backbone in MODEL["backbones"]
-            for name in ("paper_predictions.parquet", "heldout_predictions.parquet")
-        ),
-        "results/tables/backbone_comparison.csv",
-        "results/tables/backbone_comparison.md",
+        f"results/finetuned/{backbone}/{train_on}/run{seed}/{name}"
+        for backbone, train_on, seed in FINETUNE_RUNS
     ]
+
+
+def frozen_targets():
+    """Frozen-representation outputs and fine-tuned runs of the configured backbones, and their comparison."""
+    files = finetuned_files("predictions.parquet")
+    files += [
+        f"results/frozen/{backbone}/{name}"
+        for backbone in FROZEN_BACKBONES
+        for name in ("paper_predictions.parquet", "heldout_predictions.parquet")
+    ]
+    if files:
+        files += ["results/tables/backbone_comparison.csv", "results/tables/backbone_comparison.md"]
+    return files
 
 
 # ---- scan.smk ----

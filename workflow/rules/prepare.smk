@@ -18,7 +18,7 @@ rule validate:
     threads: 8
     params:
         min_distance=config["data"]["min_distance"],
-        cutoff=config["data"]["cutoff"],
+        cutoff=protocol.FINE_TUNED_CUTOFF,
     script:
         "../scripts/validate_dataset.py"
 
@@ -71,6 +71,6 @@ rule featurize:
         "../../envs/data.yaml"
     threads: 8
     params:
-        cutoff=config["data"]["cutoff"],
+        cutoff=protocol.FINE_TUNED_CUTOFF,
     script:
         "../scripts/featurize.py"

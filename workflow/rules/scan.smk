@@ -49,7 +49,7 @@ rule scan_chunk:
         source=config["source"],
         mirror_structures=str(MIRROR_DIR / "mp" / "structures"),
         online=online_settings("mp_endpoint"),
-        cutoff=config["data"]["cutoff"],
+        cutoff=protocol.FINE_TUNED_CUTOFF,
         min_distance=config["data"]["min_distance"],
         exclude_elements=SCAN["exclude_elements"],
     script:

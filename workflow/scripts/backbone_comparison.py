@@ -15,4 +15,5 @@ write_comparison(
     read_throughput(smk.params.backbones, smk.input.representations, smk.input.benchmarks),
     smk.output.table_csv,
     smk.output.table_md,
+    smk.input.finetuned,
 )

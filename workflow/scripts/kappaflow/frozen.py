@@ -45,7 +45,7 @@ HELDOUT_COLUMNS = ["step", "backbone", "train_on", "fold", "seed", "id", "formul
 Rejected = list[dict[str, str]]
 
 
-def _screen(block: pd.DataFrame, backbone: Backbone) -> tuple[list[int], list[Structure], Rejected]:
+def screen(block: pd.DataFrame, backbone: Backbone) -> tuple[list[int], list[Structure], Rejected]:
     """Positions (in ``block``) and structures the backbone supports, and the other rows with their reason."""
     kept, structures, rejected = [], [], []
     for position, record in enumerate(block.to_dict("records")):
@@ -66,7 +66,7 @@ def _represent_block(
     block: pd.DataFrame, backbone: Backbone, batch_size: int
 ) -> tuple[pd.DataFrame, Rejected]:
     """Representation rows of one block's supported structures, and its rejected rows."""
-    kept, structures, rejected = _screen(block, backbone)
+    kept, structures, rejected = screen(block, backbone)
     features = np.asarray(backbone.represent(structures, batch_size), dtype=np.float64)
     if features.shape != (len(kept), backbone.spec.representation_dim):
         raise RuntimeError(f"{len(kept)} structures gave representations of shape {features.shape}")

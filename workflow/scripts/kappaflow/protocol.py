@@ -103,6 +103,10 @@ BACKBONE_FOLDERS: dict[str, str | None] = {
     "sevennet-0": None,
 }
 FINE_TUNED_BACKBONE = "megnet-2018-eform"
+#: Graph cutoff (Å) of :data:`FINE_TUNED_BACKBONE`, the one of the graphs that validation, featurization and the
+#: scan build (tested equal to its spec's and to its pretrained ``model.json``'s): not a setting, since graphs
+#: of another cutoff would feed its radial basis silently wrong inputs.
+FINE_TUNED_CUTOFF = 4.0
 
 
 #: Where the ``ship_model`` rule exports the shipped model, and where the package keeps it (``kappaflow predict``'s

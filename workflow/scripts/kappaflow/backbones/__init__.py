@@ -1,7 +1,8 @@
 """Pretrained backbones behind one interface (:class:`Backbone`), by stable config name.
 
 Each backbone reproduces its reference values (``spec.reference``, tested in ``tests/backbones``)
-and gives per-structure representations for frozen-feature models. The matgl ones read the
+and gives per-structure representations for frozen-feature models, and the same representations with
+gradients for fine-tuning (:mod:`kappaflow.backbones.network`, :mod:`kappaflow.training.finetune`). The matgl ones read the
 mirror's ``pretrained/`` folder; CHGNet and SevenNet come with their packages (the ``backbones``
 extra), which are imported only when those backbones are built.
 """

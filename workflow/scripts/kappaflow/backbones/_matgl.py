@@ -1,4 +1,5 @@
-"""What the matgl backbones share: their mirror folder, and batches of matgl's own graphs."""
+"""What the matgl backbones share: their mirror folder, batches of matgl's own graphs, and the
+differentiable energy of a matgl ``Potential``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matgl.apps.pes import Potential
 from matgl.ext.pymatgen import Structure2Graph
 from pymatgen.core import Structure
 from torch import Tensor
@@ -22,9 +24,8 @@ class MatglBatch:
     """Structures as one PyG batch of ``Structure2Graph`` graphs, positions and image shifts set."""
 
     graph: Batch
-    lattice: Tensor  #: ``(b, 3, 3)``
     state_attr: Tensor  #: ``(b, n_state)``, the converter's default state attributes
-    n_atoms: np.ndarray  #: ``(b,)``
+    n_atoms: Tensor  #: ``(b,)``
 
 
 class MatglBackbone(Backbone):
@@ -42,7 +43,7 @@ class MatglBackbone(Backbone):
         self.device = torch.device(device)
         self.converter = Structure2Graph(element_types=list(self.spec.elements), cutoff=self.spec.cutoff)
 
-    def batch(self, structures: Sequence[Structure]) -> MatglBatch:
+    def collate(self, structures: Sequence[Structure]) -> MatglBatch:
         """The matgl graphs of ``structures`` on the backbone's device."""
         graphs, lattices, states = zip(*(self.converter.get_graph(s) for s in structures), strict=True)
         graph = Batch.from_data_list(list(graphs)).to(self.device)
@@ -51,14 +52,22 @@ class MatglBackbone(Backbone):
         edge_lattice = lattice[graph.batch[graph.edge_index[0]]]
         graph.pbc_offshift = (graph.pbc_offset.unsqueeze(-1) * edge_lattice).sum(dim=1)
         state_attr = torch.as_tensor(np.stack(states), dtype=lattice.dtype, device=self.device)
-        return MatglBatch(graph, lattice, state_attr, np.array([len(s) for s in structures]))
+        n_atoms = torch.tensor([len(s) for s in structures], device=self.device)
+        return MatglBatch(graph, state_attr, n_atoms)
 
 
 def potential_outputs(
-    potential: torch.nn.Module, batch: MatglBatch, atom_features: Callable[[], Tensor]
-) -> tuple[np.ndarray, np.ndarray]:
+    potential: Potential, batch: MatglBatch, atom_features: Callable[[], Tensor]
+) -> tuple[Tensor, Tensor]:
     """A matgl ``Potential``'s energy per atom (eV/atom) of ``batch``, and the mean over each structure's atoms
-    of the per-atom features its readout saw (``atom_features``: read them after the forward pass)."""
-    energy = potential(batch.graph, batch.lattice)[0].cpu().numpy() / batch.n_atoms
-    pooled = scatter(atom_features(), batch.graph.batch, dim=0, reduce="mean").cpu().numpy()
-    return energy, pooled
+    of the per-atom features its readout saw (``atom_features``: read them after the forward pass).
+
+    ``Potential.forward`` runs its model under ``torch.no_grad`` unless it computes forces, so this repeats
+    its energy (model output scaled, plus the element references; both potentials here have no
+    repulsion term) on the positions and image shifts :meth:`MatglBackbone.collate` set.
+    """
+    energy = potential.data_std * potential.model(g=batch.graph) + potential.data_mean
+    if potential.element_refs is not None:
+        energy = energy + potential.element_refs(batch.graph).reshape(-1)
+    pooled = scatter(atom_features(), batch.graph.batch, dim=0, reduce="mean")
+    return energy / batch.n_atoms, pooled

@@ -1,15 +1,18 @@
-"""The interface every pretrained backbone offers: energies to check it against its reference, and
-per-structure representations to use it frozen."""
+"""The interface every pretrained backbone offers: energies to check it against its reference,
+per-structure representations to use it frozen, and the same representations with gradients (and its
+weights' state) to fine-tune it."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from pymatgen.core import Element, Structure
+from torch import Tensor, nn
 
 #: Structures per forward pass of :meth:`Backbone.energies`.
 ENERGY_BATCH_SIZE = 32
@@ -30,9 +33,43 @@ class BackboneSpec:
 
 
 class Backbone(ABC):
-    """A pretrained model, evaluated without gradients, one batch of structures at a time."""
+    """A pretrained model, one batch of structures at a time: evaluated without gradients
+    (:meth:`energies`, :meth:`represent`) or differentiably for fine-tuning (:meth:`collate`, :meth:`embed`)."""
 
     spec: ClassVar[BackboneSpec]
+    device: torch.device
+
+    @property
+    @abstractmethod
+    def module(self) -> nn.Module:
+        """The network whose parameters fine-tuning trains (and whose state a checkpoint stores): :meth:`outputs`
+        depends on no other weights, though some of its parameters (heads the representation does not reach)
+        get no gradient."""
+
+    @abstractmethod
+    def collate(self, structures: Sequence[Structure]) -> Any:
+        """One batch of ``structures`` in the backbone's own graph form (its cutoff and elements), on its device."""
+
+    @abstractmethod
+    def outputs(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """Energies ``(b,)`` (the quantity of ``spec.reference``) and representations ``(b, representation_dim)``
+        of a :meth:`collate`\ d batch, from one pass, differentiable with respect to :attr:`module`'s parameters."""
+
+    def embed(self, batch: Any) -> Tensor:
+        """Representations ``(b, representation_dim)`` of a :meth:`collate`\ d batch, with gradients."""
+        return self.outputs(batch)[1]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The weights of :attr:`module` (what a fine-tuned checkpoint stores)."""
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Load :meth:`state_dict` output, every key matched.
+
+        Raises:
+            RuntimeError: if a key is missing or unexpected, or a shape differs.
+        """
+        self.module.load_state_dict(state, strict=True)
 
     def supports(self, structure: Structure) -> str | None:
         """``None`` if the backbone can evaluate ``structure``, else a one-line reason."""
@@ -71,6 +108,8 @@ class Backbone(ABC):
             representations.append(np.asarray(representation, dtype=np.float64))
         return np.concatenate(energies), np.concatenate(representations)
 
-    @abstractmethod
     def _forward(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-        """Energies ``(b,)`` and representations ``(b, representation_dim)`` of one batch, from one pass."""
+        """Energies ``(b,)`` and representations ``(b, representation_dim)`` of one batch, without gradients."""
+        with torch.no_grad():
+            energy, representation = self.outputs(self.collate(structures))
+        return energy.cpu().numpy(), representation.cpu().numpy()

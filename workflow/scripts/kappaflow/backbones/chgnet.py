@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from pymatgen.core import Element, Structure
+from torch import Tensor, nn
 
 from kappaflow.backbones.base import Backbone, BackboneSpec
+
+if TYPE_CHECKING:
+    from chgnet.graph import CrystalGraph
 
 
 class CHGNet030(Backbone):
@@ -35,8 +39,23 @@ class CHGNet030(Backbone):
         self.model = CHGNet.load(model_name="0.3.0", use_device=device, verbose=False).eval()
         self.device = torch.device(device)
 
-    @torch.no_grad()
-    def _forward(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-        graphs = [self.model.graph_converter(structure).to(self.device) for structure in structures]
-        prediction = self.model(graphs, task="e", return_crystal_feas=True)
-        return prediction["e"].cpu().numpy(), prediction["crystal_fea"].cpu().numpy()
+    @property
+    def module(self) -> nn.Module:
+        """The CHGNet model (its composition model's reference energies stay frozen, as the package sets them)."""
+        return self.model
+
+    def collate(self, structures: Sequence[Structure]) -> list[CrystalGraph]:
+        """The model's own crystal graphs of ``structures``, on its device (it batches them in its forward)."""
+        return [self._graph(structure) for structure in structures]
+
+    def _graph(self, structure: Structure) -> CrystalGraph:
+        """The crystal graph of ``structure`` with constant coordinates and lattice: the converter makes them
+        require gradients, for forces and stresses, which nothing here computes."""
+        graph = self.model.graph_converter(structure)
+        graph.atom_frac_coord, graph.lattice = graph.atom_frac_coord.detach(), graph.lattice.detach()
+        return graph.to(self.device)
+
+    def outputs(self, batch: list[CrystalGraph]) -> tuple[Tensor, Tensor]:
+        """Energies per atom (eV/atom) and crystal features of ``batch``."""
+        prediction = self.model(batch, task="e", return_crystal_feas=True)
+        return prediction["e"], prediction["crystal_fea"]

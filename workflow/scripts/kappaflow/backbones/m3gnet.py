@@ -13,22 +13,19 @@ from the matgl that trained them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import matgl
-import numpy as np
 import torch
 from matgl.apps.pes import Potential
 from matgl.layers import ThreeBodyInteractions
 from matgl.layers._graph_convolution import M3GNetGraphConv
 from matgl.models import M3GNet
-from pymatgen.core import Structure
-from torch import Tensor
+from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from kappaflow.backbone import EFORM_MEAN, EFORM_STD, read_init_args
-from kappaflow.backbones._matgl import MatglBackbone, potential_outputs
+from kappaflow.backbones._matgl import MatglBackbone, MatglBatch, potential_outputs
 from kappaflow.backbones.base import BackboneSpec
 from kappaflow.graphs import ELEMENT_TYPES
 
@@ -149,11 +146,15 @@ class M3GNetEform(MatglBackbone):
         super().__init__(pretrained_root, device)
         self.model = load_m3gnet_eform(self.model_dir, patched).to(self.device)
 
-    @torch.no_grad()
-    def _forward(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-        raw = self.model(g=self.batch(structures).graph).reshape(-1)
-        readout = self.model.feature_dict["readout"]
-        return (raw * EFORM_STD + EFORM_MEAN).cpu().numpy(), readout.cpu().numpy()
+    @property
+    def module(self) -> nn.Module:
+        """The M3GNet model."""
+        return self.model
+
+    def outputs(self, batch: MatglBatch) -> tuple[Tensor, Tensor]:
+        """Formation energies (eV/atom) and the Set2Set readouts of ``batch``."""
+        raw = self.model(g=batch.graph).reshape(-1)
+        return raw * EFORM_STD + EFORM_MEAN, self.model.feature_dict["readout"]
 
 
 class M3GNetMatPES(MatglBackbone):
@@ -179,8 +180,14 @@ class M3GNetMatPES(MatglBackbone):
         super().__init__(pretrained_root, device)
         self.potential = load_m3gnet_matpes(self.model_dir, patched).to(self.device)
 
-    @torch.no_grad()
-    def _forward(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def module(self) -> nn.Module:
+        """The whole potential: the M3GNet model, its energy scale and its element references."""
+        return self.potential
+
+    def outputs(self, batch: MatglBatch) -> tuple[Tensor, Tensor]:
+        """Energies per atom (eV/atom) and the pooled last node features of ``batch``."""
         model = self.potential.model
-        return potential_outputs(self.potential, self.batch(structures),
-                                 lambda: model.feature_dict[f"gc_{model.n_blocks}"]["node_feat"])
+        return potential_outputs(
+            self.potential, batch, lambda: model.feature_dict[f"gc_{model.n_blocks}"]["node_feat"]
+        )

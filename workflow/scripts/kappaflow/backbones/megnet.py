@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-from pymatgen.core import Structure
+from torch import Tensor, nn
 
 from kappaflow.backbone import EFORM_MEAN, EFORM_STD, load_pretrained_megnet
-from kappaflow.backbones._matgl import MatglBackbone
+from kappaflow.backbones._matgl import MatglBackbone, MatglBatch
 from kappaflow.backbones.base import BackboneSpec
 from kappaflow.graphs import ELEMENT_TYPES
 
@@ -38,9 +35,12 @@ class MEGNetEform(MatglBackbone):
         super().__init__(pretrained_root, device)
         self.model = load_pretrained_megnet(self.model_dir).to(self.device)
 
-    @torch.no_grad()
-    def _forward(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.batch(structures)
+    @property
+    def module(self) -> nn.Module:
+        """The MEGNet model."""
+        return self.model
+
+    def outputs(self, batch: MatglBatch) -> tuple[Tensor, Tensor]:
+        """Formation energies (eV/atom) and the readout vectors of ``batch``."""
         raw = self.model(g=batch.graph, state_attr=batch.state_attr).reshape(-1)
-        readout = self.model.feature_dict["readout"]
-        return (raw * EFORM_STD + EFORM_MEAN).cpu().numpy(), readout.cpu().numpy()
+        return raw * EFORM_STD + EFORM_MEAN, self.model.feature_dict["readout"]

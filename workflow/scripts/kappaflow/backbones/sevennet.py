@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -47,6 +47,7 @@ class SevenNet0(Backbone):
         checkpoint = load_checkpoint("7net-0")
         self.model = checkpoint.build_model()
         self.model.delete_module_by_key("force_output")
+        self.model.key_grad = None  # only force_output differentiated with respect to the edge vectors
         self.model.set_is_batch_data(True)
         self.model.to(device).eval()
         self.device = torch.device(device)
@@ -58,7 +59,12 @@ class SevenNet0(Backbone):
         """Forward pre-hook of the readout module: remember the node features it receives."""
         self._node_features = inputs[0][NODE_FEATURE]
 
-    def _graphs(self, structures: Sequence[Structure]) -> Batch:
+    @property
+    def module(self) -> nn.Module:
+        """The SevenNet model (without its force/stress module)."""
+        return self.model
+
+    def collate(self, structures: Sequence[Structure]) -> Batch:
         """SevenNet's own graphs of ``structures`` (as its calculator builds them), batched."""
         from sevenn.atom_graph_data import AtomGraphData
         from sevenn.train.dataload import unlabeled_atoms_to_graph
@@ -69,11 +75,15 @@ class SevenNet0(Backbone):
         ]
         return Batch.from_data_list(graphs).to(self.device)
 
-    @torch.no_grad()
-    def _forward(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-        batch = self._graphs(structures)
-        output = self.model(batch)
-        n_atoms = np.array([len(s) for s in structures])
-        energy = output[TOTAL_ENERGY].reshape(-1).cpu().numpy() / n_atoms
-        pooled = scatter(self._node_features, output[BATCH], dim=0, dim_size=len(structures), reduce="mean")
-        return energy, pooled.cpu().numpy()
+    def outputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Energies per atom (eV/atom) and pooled readout-input node features of ``batch``.
+
+        The model writes its intermediate results into the batch it is given, so it gets a shallow copy:
+        ``batch`` stays reusable.
+        """
+        output = self.model(copy.copy(batch))
+        node_features, self._node_features = self._node_features, None
+        n_atoms = torch.bincount(output[BATCH], minlength=batch.num_graphs)
+        energy = output[TOTAL_ENERGY].reshape(-1) / n_atoms
+        pooled = scatter(node_features, output[BATCH], dim=0, dim_size=batch.num_graphs, reduce="mean")
+        return energy, pooled

@@ -10,18 +10,14 @@ compounds each atom sees its neighbours' embedding pair swapped (MgO: -2.3 inste
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import matgl
-import numpy as np
-import torch
 from matgl.apps.pes import Potential
 from matgl.layers._embedding import TensorEmbedding
-from pymatgen.core import Structure
-from torch import Tensor
+from torch import Tensor, nn
 
-from kappaflow.backbones._matgl import MatglBackbone, potential_outputs
+from kappaflow.backbones._matgl import MatglBackbone, MatglBatch, potential_outputs
 from kappaflow.backbones.base import BackboneSpec
 from kappaflow.graphs import ELEMENT_TYPES
 
@@ -96,7 +92,11 @@ class TensorNetMatPES(MatglBackbone):
         super().__init__(pretrained_root, device)
         self.potential = load_tensornet_matpes(self.model_dir, patched).to(self.device)
 
-    @torch.no_grad()
-    def _forward(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-        return potential_outputs(self.potential, self.batch(structures),
-                                 lambda: self.potential.model.feature_dict["readout"])
+    @property
+    def module(self) -> nn.Module:
+        """The whole potential: the TensorNet model, its energy scale and its element references."""
+        return self.potential
+
+    def outputs(self, batch: MatglBatch) -> tuple[Tensor, Tensor]:
+        """Energies per atom (eV/atom) and the pooled readout features of ``batch``."""
+        return potential_outputs(self.potential, batch, lambda: self.potential.model.feature_dict["readout"])

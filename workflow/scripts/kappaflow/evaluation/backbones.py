@@ -1,5 +1,6 @@
-"""Backbones compared: fine-tuned MEGNet against frozen representations of every backbone with
-gradient-boosted trees, under the paper's protocol and the held-out protocol.
+"""Backbones compared: fine-tuned MEGNet against the other backbones fine-tuned like step II
+(:mod:`kappaflow.training.finetune`) and against frozen representations of every backbone with gradient-boosted
+trees, under the paper's protocol and the held-out protocol.
 
 One row per (backbone, way, training set): MAPE on the training set's own test set over seeds, the pooled
 held-out MAPE, fit time per run, representation throughput, and a paired comparison (by seed) with the
@@ -49,12 +50,15 @@ def fine_tuned_runs(per_run: pd.DataFrame) -> pd.DataFrame:
     return named[RUN_COLUMNS]
 
 
-def frozen_runs(paper: pd.DataFrame) -> pd.DataFrame:
-    """:data:`RUN_COLUMNS` of frozen-representation predictions under the paper's protocol."""
+def own_runs(paper: pd.DataFrame, way: str = FROZEN_WAY) -> pd.DataFrame:
+    """:data:`RUN_COLUMNS` of predictions under the paper's protocol (``backbone``, ``run`` and ``fit_s`` per
+    row: the frozen regressions' or the fine-tuned backbones'), named ``way``."""
     own = paper[(paper["train_on"] == paper["test_on"]) & (paper["status"] == OK)]
+    if own.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS)
     by = ["backbone", "train_on", "run"]
     metrics = metric_frame(own, by=by).merge(own.groupby(by, as_index=False)["fit_s"].first(), on=by)
-    return metrics.assign(way=FROZEN_WAY)[RUN_COLUMNS]
+    return metrics.assign(way=way)[RUN_COLUMNS]
 
 
 def pooled_heldout(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -136,14 +140,17 @@ def comparison_table(
     frozen_paper: Sequence[pd.DataFrame],
     frozen_heldout: Sequence[pd.DataFrame],
     throughput: pd.DataFrame,
+    fine_tuned: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (backbone, way, training set), :data:`COLUMNS`, ordered by training set and way.
 
     ``fine_tuned_per_run``: ``per_run_metrics.csv``; ``fine_tuned_heldout``: ``heldout_predictions.parquet``
     (None when the held-out protocol was not run); ``frozen_*``: :mod:`kappaflow.frozen` predictions, one
-    frame per backbone; ``throughput``: ``backbone, structures, seconds`` of the representations.
+    frame per backbone; ``throughput``: ``backbone, structures, seconds`` of the representations; ``fine_tuned``:
+    the predictions of the other backbones fine-tuned like step II (:mod:`kappaflow.training.finetune`).
     """
-    runs = _concat([fine_tuned_runs(fine_tuned_per_run), *map(frozen_runs, frozen_paper)], RUN_COLUMNS)
+    others = [] if fine_tuned is None else [own_runs(fine_tuned, FINE_TUNED_WAYS["II"])]
+    runs = _concat([fine_tuned_runs(fine_tuned_per_run), *others, *map(own_runs, frozen_paper)], RUN_COLUMNS)
     heldout_rows = [fine_tuned_heldout_rows(fine_tuned_heldout),
                     *(frame.assign(way=FROZEN_WAY) for frame in frozen_heldout)]
     heldout = pooled_heldout(_concat(heldout_rows, [*KEYS, "kappa_true", "kappa_pred", "status"]))
@@ -179,8 +186,9 @@ def comparison_markdown(table: pd.DataFrame) -> str:
               "structures/s", "× MEGNet", "Δ median vs reference", "improved", "p", "verdict"]
     body = _markdown(header, rows)
     note = (
-        "Ways: fine-tuned, the MEGNet network trained end to end (step II from the pretrained backbone, "
-        "step III after the AFLOW stage); frozen + GBT, each backbone's representation computed once and "
+        "Ways: fine-tuned, the network trained end to end (step II from the pretrained backbone, step III "
+        "after the AFLOW stage; a backbone other than MEGNet with a fresh head on its representation, as "
+        "step II); frozen + GBT, each backbone's representation computed once and "
         "gradient-boosted trees fitted on it (log10 κ). Protocols: the paper's (per seed, fit on the "
         "network's training split of each training set, MAPE on its own validation split, mean (std, "
         f"ddof={DDOF}) over seeds) and the held-out one (K outer folds, MAPE pooled over every material's "
@@ -209,11 +217,16 @@ def read_throughput(backbones: Sequence[str], representations: Sequence[str | Pa
 def write_comparison(
     per_run_csv: str | Path, heldout: str | Path | None, paper: Sequence[str | Path],
     frozen_heldout: Sequence[str | Path], throughput: pd.DataFrame, table_csv: str | Path, table_md: str | Path,
+    fine_tuned: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
-    """Read the result files, :func:`comparison_table`, write ``backbone_comparison.{csv,md}``."""
+    """Read the result files, :func:`comparison_table`, write ``backbone_comparison.{csv,md}``.
+
+    ``fine_tuned``: the ``predictions.parquet`` of every run of ``results/finetuned/``.
+    """
     table = comparison_table(
         pd.read_csv(per_run_csv), pd.read_parquet(heldout) if heldout else None,
         [pd.read_parquet(path) for path in paper], [pd.read_parquet(path) for path in frozen_heldout], throughput,
+        pd.concat([pd.read_parquet(path) for path in fine_tuned], ignore_index=True) if fine_tuned else None,
     )
     for path in (table_csv, table_md):
         Path(path).parent.mkdir(parents=True, exist_ok=True)

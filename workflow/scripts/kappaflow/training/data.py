@@ -8,14 +8,15 @@ re-featurized.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from kappaflow.graphs import GraphBatch, GraphSet, read_graph_set
+from kappaflow.graphs import GraphSet, read_graph_set
 from kappaflow.quotient import quotient
 from kappaflow.protocol import SET_SOURCES
 from kappaflow.training.splits import split_indices
@@ -71,29 +72,33 @@ def load_train_set(
     return split_set(name, read_graphs({key: paths[key] for key in SET_SOURCES[name]}), seed, val_fraction)
 
 
-class GraphLoader:
-    """Iterates ``(GraphBatch, κ)`` over a resident :class:`GraphSet` (κ in W/mK, float32), as quotient graphs.
+class BatchLoader:
+    """Iterates ``(batch, κ)`` over ``n`` resident items (κ in W/mK, float32); ``make_batch`` collates the items
+    of an index array.
 
     Unshuffled loaders collate every batch once and reuse them; shuffled ones draw the order of
-    epoch ``k`` from ``default_rng([seed, k])`` and collate each batch from the flat arrays (a few
-    vectorised gathers, no featurization). ``k`` counts the epochs this loader has handed out; it is
-    :meth:`state_dict`, which :class:`kappaflow.training.module.LoaderState` stores in checkpoints
-    and restores on resume, so a resumed run sees exactly the batches an uninterrupted one would.
+    epoch ``k`` from ``default_rng([seed, k])`` and collate each batch anew. ``k`` counts the epochs this
+    loader has handed out; it is :meth:`state_dict`, which :class:`kappaflow.training.module.LoaderState`
+    stores in checkpoints and restores on resume, so a resumed run sees exactly the batches an
+    uninterrupted one would.
     """
 
-    def __init__(self, graphs: GraphSet, batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
-        if len(graphs) == 0:
-            raise ValueError("GraphLoader: empty graph set")
-        self.graphs = quotient(graphs)
-        self.kappa = torch.as_tensor(np.asarray(graphs.targets, dtype=np.float32))
+    def __init__(
+        self, kappa: np.ndarray, make_batch: Callable[[np.ndarray], Any], batch_size: int, shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if len(kappa) == 0:
+            raise ValueError(f"{type(self).__name__}: nothing to load")
+        self.kappa = torch.as_tensor(np.asarray(kappa, dtype=np.float32))
+        self.make_batch = make_batch
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epochs_done = 0
-        self._cache: list[tuple[GraphBatch, torch.Tensor]] | None = None
+        self._cache: list[tuple[Any, torch.Tensor]] | None = None
 
     def __len__(self) -> int:
-        return -(-len(self.graphs) // self.batch_size)
+        return -(-len(self.kappa) // self.batch_size)
 
     def state_dict(self) -> dict[str, int]:
         """Completed epochs (the shuffle position)."""
@@ -103,13 +108,13 @@ class GraphLoader:
         """Restore :meth:`state_dict`."""
         self.epochs_done = int(state["epochs_done"])
 
-    def _collate(self, order: np.ndarray) -> Iterator[tuple[GraphBatch, torch.Tensor]]:
+    def _collate(self, order: np.ndarray) -> Iterator[tuple[Any, torch.Tensor]]:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.graphs.batch(idx), self.kappa[torch.from_numpy(idx)]
+            yield self.make_batch(idx), self.kappa[torch.from_numpy(idx)]
 
-    def _shuffled(self) -> Iterator[tuple[GraphBatch, torch.Tensor]]:
-        order = np.random.default_rng([self.seed, self.epochs_done]).permutation(len(self.graphs))
+    def _shuffled(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        order = np.random.default_rng([self.seed, self.epochs_done]).permutation(len(self.kappa))
         batches = self._collate(order)
         for _ in range(len(self) - 1):
             yield next(batches)
@@ -118,9 +123,18 @@ class GraphLoader:
         self.epochs_done += 1
         yield next(batches)
 
-    def __iter__(self) -> Iterator[tuple[GraphBatch, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
         if self.shuffle and len(self) > 1:
             return self._shuffled()
         if self._cache is None:
-            self._cache = list(self._collate(np.arange(len(self.graphs))))
+            self._cache = list(self._collate(np.arange(len(self.kappa))))
         return iter(self._cache)
+
+
+class GraphLoader(BatchLoader):
+    """A :class:`BatchLoader` of ``GraphBatch`` es over a :class:`GraphSet`, as quotient graphs collated from
+    the flat arrays (a few vectorised gathers, no featurization)."""
+
+    def __init__(self, graphs: GraphSet, batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
+        self.graphs = quotient(graphs) if len(graphs) else graphs
+        super().__init__(graphs.targets, self.graphs.batch, batch_size, shuffle, seed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as pl
 import torch
@@ -21,6 +21,9 @@ from torchmetrics.functional import mean_absolute_percentage_error
 
 from kappaflow.graphs import GraphBatch
 from kappaflow.model import KappaNet
+
+if TYPE_CHECKING:
+    from kappaflow.backbones.network import BackboneNet
 from kappaflow.protocol import DIVERGED, OK, relative_spread
 from kappaflow.training.flat import FlatParameters
 from kappaflow.training.health import SPREAD_COLUMN, collapsed_since
@@ -71,11 +74,12 @@ class LoaderState(pl.Callback):
 
 
 class KappaModule(pl.LightningModule):
-    """Trains a :class:`KappaNet` on the standardised target with one of :data:`LOSSES`; validates on MAPE on κ."""
+    """Trains a :class:`KappaNet` or a :class:`~kappaflow.backbones.network.BackboneNet` on the standardised
+    target with one of :data:`LOSSES`; validates on MAPE on κ."""
 
     def __init__(
         self,
-        model: KappaNet,
+        model: KappaNet | BackboneNet,
         scaler: TargetScaler,
         lr: float,
         lr_decay_epochs: int,

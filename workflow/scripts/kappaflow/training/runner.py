@@ -135,8 +135,9 @@ def build_model(spec: RunSpec) -> torch.nn.Module:
     return model
 
 
-def _prepare_partial(spec: RunSpec) -> tuple[Path, Path | None]:
-    """Create/validate the resume folder; return it and ``last.ckpt`` when a matching one exists."""
+def prepare_partial(spec: Any) -> tuple[Path, Path | None]:
+    """Create/validate the resume folder of a run spec dataclass with ``out_dir`` (:class:`RunSpec`,
+    :class:`~kappaflow.training.finetune.FinetuneSpec`); return it and ``last.ckpt`` when a matching one exists."""
     folder = partial_dir(spec.out_dir)
     spec_file = folder / "spec.json"
     spec_json = json.dumps(asdict(spec), sort_keys=True, indent=1)
@@ -158,7 +159,7 @@ def require_backbone_cutoff(graphs: Mapping[str, GraphSet], paths: Mapping[str, 
         if not math.isclose(graph_set.cutoff, cutoff, rel_tol=1e-9):
             raise ValueError(
                 f"{paths[key]}: graphs built with a {graph_set.cutoff} Å cutoff, but the backbone's is {cutoff} Å "
-                "(data.cutoff must equal the cutoff of the backbone that is fine-tuned)"
+                "(featurize the graphs with the fine-tuned backbone's cutoff, protocol.FINE_TUNED_CUTOFF)"
             )
 
 
@@ -214,7 +215,7 @@ def train_run(
         model, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor, spec.collapse_patience,
         spec.loss, spec.grad_clip_norm, elements,
     )
-    folder, last = _prepare_partial(spec)
+    folder, last = prepare_partial(spec)
     best_cb = ModelCheckpoint(
         dirpath=folder, filename="best-{epoch:04d}", monitor="val_loss", mode="min", save_top_k=1,
         save_last=True, enable_version_counter=False,

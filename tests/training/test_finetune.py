@@ -1,0 +1,118 @@
+"""Fine-tuning a backbone other than MEGNet through its interface (kappaflow.training.finetune)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _schema import run_options
+from kappaflow.backbones import load_backbone
+from kappaflow.graphs import STRUCTURE_SCHEMA, structure_to_record
+from kappaflow.training.finetune import (
+    PREDICTION_COLUMNS,
+    FinetuneSpec,
+    finetune_run,
+    load_finetuned,
+    predict_part,
+    split_parts,
+)
+from kappaflow.training.splits import split_indices
+from pymatgen.core import Lattice, Structure
+
+#: A backbone of the mirror with three-body terms and its own 5 Å graphs: nothing of MEGNet's path applies.
+BACKBONE = "m3gnet-2018-eform"
+
+
+@pytest.fixture(scope="module")
+def pretrained_root(mirror_dir: Path) -> Path:
+    return mirror_dir / "pretrained"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_spec(tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path, **overrides) -> FinetuneSpec:
+    values = {
+        **run_options(), "backbone": BACKBONE, "train_on": "Dataset1", "seed": 1, "out_dir": str(tmp_path / "run1"),
+        "data_paths": graph_paths, "pretrained_root": str(pretrained_root), "epochs": 2, "batch_size": 4,
+        "head_hidden": [8, 8],
+    }
+    return FinetuneSpec(**{**values, **overrides})
+
+
+def first_weight(backbone_state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The element embedding of M3GNet (its first layer)."""
+    return next(value for key, value in backbone_state.items() if "embedding" in key and value.dim() == 2)
+
+
+def test_run_trains_the_backbone_and_predicts_its_validation_split(
+    tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path, one_thread
+) -> None:
+    spec = make_spec(tmp_path, graph_paths, pretrained_root)
+    pretrained = {k: v.clone() for k, v in load_backbone(BACKBONE, pretrained_root).state_dict().items()}
+    assert finetune_run(spec, progress_bar=False) in ("ok", "collapsed")
+    out = Path(spec.out_dir)
+    assert not out.with_name("run1.partial").exists()
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    table = pd.read_parquet(graph_paths["dataset1"])
+    val_ids = table["id"].to_numpy(object)[split_indices(table["id"].to_numpy(object), 1, spec.val_fraction)[1]]
+    assert list(predictions.columns) == PREDICTION_COLUMNS
+    assert sorted(predictions["id"]) == sorted(val_ids)
+    assert set(predictions["test_on"]) == {"Dataset1"} and set(predictions["backbone"]) == {BACKBONE}
+    assert np.isfinite(predictions["kappa_pred"]).all()
+    info = json.loads((out / "run.json").read_text())
+    assert info["epochs_run"] == 2 and info["n_train"] + info["n_val"] == len(table) and info["n_rejected"] == 0
+    assert len(pd.read_csv(out / "metrics.csv")) == 2
+
+    net, scaler = load_finetuned(out / "best.ckpt", pretrained_root)
+    train, val, _ = split_parts(net.backbone, "Dataset1", graph_paths, 1, spec.val_fraction)
+    np.testing.assert_allclose(predict_part(net, scaler, val, 3), predictions["kappa_pred"], rtol=1e-5)
+    # fine-tuning trained the backbone itself, down to its first layer
+    assert not torch.equal(first_weight(net.backbone.state_dict()), first_weight(pretrained))
+
+
+def test_frozen_backbone_keeps_its_pretrained_weights(
+    tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path, one_thread
+) -> None:
+    spec = make_spec(tmp_path, graph_paths, pretrained_root, freeze_backbone=True, epochs=1)
+    finetune_run(spec, progress_bar=False)
+    net, _ = load_finetuned(Path(spec.out_dir) / "best.ckpt", pretrained_root)
+    pretrained = load_backbone(BACKBONE, pretrained_root).state_dict()
+    for key, value in net.backbone.state_dict().items():
+        assert torch.equal(value, pretrained[key]), key
+
+
+def test_structures_the_backbone_cannot_take_are_rejected_with_the_reason(
+    tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path
+) -> None:
+    table = pd.read_parquet(graph_paths["dataset1"])[[field.name for field in STRUCTURE_SCHEMA]]
+    americium = Structure(Lattice.cubic(4.9), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    extra = {"id": "mp-am", "dataset": "dataset1", "formula": "AmO", "target": 1.0,
+             **structure_to_record(americium)}
+    path = tmp_path / "dataset1.parquet"
+    pd.concat([table, pd.DataFrame([extra])], ignore_index=True).to_parquet(path)
+    backbone = load_backbone(BACKBONE, pretrained_root)
+    train, val, rejected = split_parts(backbone, "Dataset1", {"dataset1": str(path)}, 1, 0.2)
+    assert rejected.to_dict("records") == [
+        {"id": "mp-am", "dataset": "dataset1", "reason": rejected["reason"].iloc[0]}
+    ] and "Am" in rejected["reason"].iloc[0]
+    assert len(train.materials) + len(val.materials) + len(rejected) == len(table) + 1
+    assert len(train.structures) == len(train.materials) and "mp-am" not in set(val.materials["id"])
+
+
+def test_a_row_without_kappa_is_named(tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path) -> None:
+    table = pd.read_parquet(graph_paths["dataset1"])
+    table.loc[3, "target"] = np.nan
+    path = tmp_path / "dataset1.parquet"
+    table.to_parquet(path)
+    with pytest.raises(ValueError, match=f"{path}.*{table['id'][3]}"):
+        split_parts(load_backbone(BACKBONE, pretrained_root), "Dataset1", {"dataset1": str(path)}, 1, 0.2)

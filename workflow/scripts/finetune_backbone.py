@@ -1,0 +1,26 @@
+"""Snakemake adapter: one fine-tuning of a backbone other than MEGNet (rule finetune_backbone) →
+kappaflow.training.finetune."""
+
+from pathlib import Path
+
+from kappaflow.logs import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+import torch
+from kappaflow.training.finetune import FinetuneSpec, finetune_run
+
+smk = snakemake  # noqa: F821
+torch.set_num_threads(smk.threads)
+finetune_run(
+    FinetuneSpec(
+        backbone=smk.wildcards.backbone,
+        train_on=smk.wildcards.train_on,
+        seed=int(smk.wildcards.seed),
+        out_dir=str(Path(smk.output.run_json).parent),
+        data_paths={Path(path).stem: str(path) for path in smk.input.data},
+        pretrained_root=smk.params.pretrained_root,
+        epochs=int(smk.params.epochs),
+        **smk.params.options,
+    )
+)

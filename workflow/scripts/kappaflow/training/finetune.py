@@ -1,0 +1,213 @@
+"""Fine-tuning a backbone other than MEGNet like step II, under the paper's protocol: one run end to end.
+
+The run splits the training set's validated structures (``results/data/<key>.parquet``) exactly as steps I-III
+and the frozen regressions do (:func:`kappaflow.training.splits.split_indices` on every validated material, so
+runs pair by seed), leaves out the structures the backbone cannot take (``rejected.csv``, with the reason),
+trains a :class:`~kappaflow.backbones.network.BackboneNet` (pretrained backbone, fresh head) with the training
+section's optimiser, target and loss (:class:`~kappaflow.training.module.KappaModule`), keeps the epoch of
+lowest validation MAPE, and predicts its own validation split, the paper's test set.
+
+Outputs in ``out_dir`` (``results/finetuned/<backbone>/<train_on>/run<seed>/``): ``best.ckpt``, ``metrics.csv``,
+``run.json``, ``predictions.parquet`` (:data:`PREDICTION_COLUMNS`) and ``rejected.csv``. Resume state lives in
+``<out_dir>.partial/`` as for the MEGNet runs (:func:`kappaflow.training.runner.prepare_partial`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as pl
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from pymatgen.core import Structure
+
+from kappaflow.backbones import Backbone, load_backbone
+from kappaflow.backbones.network import BackboneNet, backbone_net_from_config
+from kappaflow.frozen import screen
+from kappaflow.protocol import DIVERGED, OK, SET_SOURCES, relative_spread
+from kappaflow.provenance import provenance
+from kappaflow.training.checkpoint import export_checkpoint, model_state, read_checkpoint
+from kappaflow.training.data import BatchLoader
+from kappaflow.training.health import collapsed_since, run_status
+from kappaflow.training.module import CKPT_KEY, KappaModule, LoaderState
+from kappaflow.training.runner import HISTORY_COLUMNS, best_of, prepare_partial
+from kappaflow.training.scaling import TargetScaler
+from kappaflow.training.splits import split_indices
+
+log = logging.getLogger(__name__)
+
+#: Step of a fine-tuned backbone's predictions: step II's protocol (pretrained, one fine-tuning).
+STEP = "II"
+PREDICTION_COLUMNS = ["step", "backbone", "train_on", "run", "test_on", "id", "formula", "kappa_true",
+                      "kappa_pred", "status", "fit_s"]
+REJECTED_COLUMNS = ["id", "dataset", "reason"]
+
+
+@dataclass
+class FinetuneSpec:
+    """Everything that defines one fine-tuning run (a change restarts a partial run)."""
+
+    backbone: str
+    train_on: str
+    seed: int
+    out_dir: str
+    data_paths: dict[str, str]  #: dataset key → validated structure table
+    pretrained_root: str  #: folder of the matgl backbones' pretrained models
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_decay_epochs: int | None
+    lr_min_factor: float
+    head_hidden: list[int]
+    freeze_backbone: bool
+    val_fraction: float
+    collapse_patience: int | None
+    target: str
+    loss: str
+    grad_clip_norm: float | None
+
+
+@dataclass
+class Part:
+    """The materials of one split part that the backbone takes."""
+
+    materials: pd.DataFrame  #: ``id, dataset, formula, target``
+    structures: list[Structure]
+
+    def loader(self, net: BackboneNet, batch_size: int, shuffle: bool = False, seed: int = 0) -> BatchLoader:
+        """``(StructureBatch, κ)`` batches of this part in the backbone's graph form."""
+        return BatchLoader(self.materials["target"].to_numpy(float),
+                           lambda idx: net.collate([self.structures[i] for i in idx]), batch_size, shuffle, seed)
+
+
+def split_parts(
+    backbone: Backbone, train_on: str, data_paths: dict[str, str], seed: int, val_fraction: float
+) -> tuple[Part, Part, pd.DataFrame]:
+    """Training and validation parts of ``train_on`` for ``seed``, and the rows the backbone rejected.
+
+    Raises:
+        FileNotFoundError: a missing structure table.
+        ValueError: a row without a finite, non-negative κ (named by id).
+    """
+    parts: tuple[list[pd.DataFrame], list[pd.DataFrame]] = ([], [])
+    structures: tuple[list[Structure], list[Structure]] = ([], [])
+    rejected = []
+    for key in SET_SOURCES[train_on]:
+        path = Path(data_paths[key])
+        if not path.is_file():
+            raise FileNotFoundError(f"structure table of {key!r} not found: {path} (written by rule validate)")
+        table = pd.read_parquet(path)
+        bad = ~np.isfinite(table["target"].to_numpy(float)) | (table["target"].to_numpy(float) < 0)
+        if bad.any():
+            raise ValueError(f"{path}: {int(bad.sum())} rows without a finite, non-negative κ "
+                             f"(e.g. {', '.join(table['id'][bad].head(5))})")
+        halves = split_indices(table["id"].to_numpy(dtype=object), seed, val_fraction, name=f"{train_on} ({key})")
+        kept, taken, reasons = screen(table, backbone)
+        rejected += [{**row, "dataset": key} for row in reasons]
+        position = dict(zip(kept, taken, strict=True))
+        for half, frames, bucket in zip(halves, parts, structures, strict=True):
+            rows = [int(i) for i in half if int(i) in position]
+            frames.append(table.iloc[rows][["id", "dataset", "formula", "target"]])
+            bucket += [position[i] for i in rows]
+    train, val = (Part(pd.concat(frames, ignore_index=True), bucket)
+                  for frames, bucket in zip(parts, structures, strict=True))
+    if not len(train.materials) or not len(val.materials):
+        raise ValueError(f"{train_on}: the backbone {backbone.spec.name} takes no material of the "
+                         f"{'training' if not len(train.materials) else 'validation'} split of seed {seed}")
+    return train, val, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def elements_of(structures: Sequence[Structure]) -> list[str]:
+    """The elements of ``structures``, sorted by symbol."""
+    return sorted({element.symbol for s in structures for element in s.composition.element_composition})
+
+
+@torch.no_grad()
+def predict_part(net: BackboneNet, scaler: TargetScaler, part: Part, batch_size: int) -> np.ndarray:
+    """κ (W/mK) of every material of ``part``, in order (``scaler``: the network's own)."""
+    was_training = net.training
+    net.eval()
+    outputs = [net(batch) for batch, _ in part.loader(net, batch_size)]
+    net.train(was_training)
+    return np.asarray(scaler.inverse(torch.cat(outputs).double().cpu().numpy()), dtype=np.float64)
+
+
+def load_finetuned(path: str | Path, pretrained_root: str | Path, device: str = "cpu") -> tuple[BackboneNet, TargetScaler]:
+    """The fine-tuned network of a ``best.ckpt`` (eval mode; its backbone rebuilt from ``pretrained_root``) and
+    the scaler stored with it."""
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint[CKPT_KEY]
+    backbone = load_backbone(meta["model_config"]["backbone"], Path(pretrained_root), device)
+    net = backbone_net_from_config(meta["model_config"], backbone)
+    net.load_state_dict(model_state(checkpoint), strict=True)
+    return net.eval(), TargetScaler.from_dict(meta["scaler"])
+
+
+def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progress_bar: bool | None = None) -> str:
+    """Train and evaluate one run as ``spec`` says, write its outputs (module docstring); return its status."""
+    start = time.perf_counter()
+    out_dir = Path(spec.out_dir)
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    backbone = load_backbone(spec.backbone, Path(spec.pretrained_root), device)
+    train, val, rejected = split_parts(backbone, spec.train_on, spec.data_paths, spec.seed, spec.val_fraction)
+    scaler = TargetScaler.fit(train.materials["target"].to_numpy(float), spec.target)
+    net = BackboneNet(backbone, spec.head_hidden, spec.freeze_backbone)
+    elements = elements_of(train.structures)
+    module = KappaModule(net, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor,
+                         spec.collapse_patience, spec.loss, spec.grad_clip_norm, elements)
+    folder, last = prepare_partial(spec)
+    best_cb = ModelCheckpoint(dirpath=folder, filename="best-{epoch:04d}", monitor="val_loss", mode="min",
+                              save_top_k=1, save_last=True, enable_version_counter=False)
+    train_loader = train.loader(net, spec.batch_size, shuffle=True, seed=spec.seed)
+    trainer = pl.Trainer(
+        max_epochs=spec.epochs, accelerator=device, devices=1, logger=False,
+        callbacks=[*callbacks, LoaderState(train_loader), best_cb],
+        enable_progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
+        enable_model_summary=False, num_sanity_val_steps=0, deterministic="warn", default_root_dir=folder,
+    )
+    if last is not None:
+        log.info("resuming %s from %s", out_dir, last)
+    trainer.fit(module, train_loader, val.loader(net, spec.batch_size), ckpt_path=last)
+    best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else folder / "last.ckpt"
+    best_epoch, best_val = best_of(module.history)
+    checkpoint = read_checkpoint(best_path)
+    net.load_state_dict(model_state(checkpoint), strict=True)
+    kappa = predict_part(net, scaler, val, spec.batch_size)
+    collapsed_at = collapsed_since(module.history)
+    status = run_status(module.status == DIVERGED or best_epoch is None, kappa, collapsed_at)
+    wall_s = round(time.perf_counter() - start, 3)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export_checkpoint(best_path, out_dir / "best.ckpt")
+    pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(out_dir / "metrics.csv", index=False)
+    rejected.to_csv(out_dir / "rejected.csv", index=False)
+    pd.DataFrame({
+        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "run": spec.seed,
+        "test_on": spec.train_on, "id": val.materials["id"], "formula": val.materials["formula"],
+        "kappa_true": val.materials["target"].astype(float), "kappa_pred": kappa, "status": status, "fit_s": wall_s,
+    }, columns=PREDICTION_COLUMNS).to_parquet(out_dir / "predictions.parquet", index=False)
+    info = {
+        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "seed": spec.seed, "status": status,
+        "best_epoch": best_epoch, "best_val_loss": best_val, "wall_s": wall_s, "n_train": len(train.materials),
+        "n_val": len(val.materials), "n_rejected": len(rejected), "scaler": scaler.to_dict(),
+        "epochs_run": len(module.history), "collapsed_at_epoch": collapsed_at, "resumed": last is not None,
+        "val_pred_rel_std": relative_spread(kappa), "device": str(trainer.strategy.root_device),
+        "training_elements": elements, "kappaflow": provenance(),
+    }
+    info = {key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in info.items()}
+    (out_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    if status != OK:
+        log.warning("%s on %s, run %d is %s", spec.backbone, spec.train_on, spec.seed, status)
+    return status
