@@ -89,6 +89,16 @@ SCAN = {*(job("scan_chunk", chunk=chunk) for chunk in range(SCAN_CHUNKS)), "scan
         "scan_figure", *DOC}  # fmt: skip
 
 
+def finetuned(
+    backbone: str = FINETUNED, paper: bool = True, folds: int = HELDOUT_FOLDS, seeds: Iterable[int] = HELDOUT_SEEDS
+) -> set[str]:
+    """A fine-tuned backbone's jobs on Dataset1: its paper run (seed 1), its held-out members and fold ensembles."""
+    members = {job("finetune_heldout_run", backbone=backbone, train_on="Dataset1", fold=fold, seed=seed)
+               for fold, seed in itertools.product(range(folds), seeds)}
+    runs = {job("finetune_backbone", backbone=backbone, train_on="Dataset1", seed=1)} if paper else set()
+    return {*runs, *members, job("finetune_heldout_ensemble", backbone=backbone, train_on="Dataset1")}
+
+
 def aflow_data_changed() -> set[str]:
     """An AFLOW source file changed: its data, stage 1, step III and what reads them."""
     return {
@@ -193,7 +203,10 @@ CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
         {*runs("train"), *runs("evaluate_run"), *trust(), *PROTOCOL_TABLES, *SCAN},
     ),
     "change scan.max_rel_std": ("scan: {max_rel_std: 0.5}\n", {"scan_candidates", "scan_figure", *DOC}),
-    "change heldout.folds": ("heldout: {folds: 3}\n", {*heldout(folds=3), "heldout_baseline", *FROZEN}),
+    "change heldout.folds": (
+        "heldout: {folds: 3}\n",
+        {*heldout(folds=3), "heldout_baseline", *FROZEN, *finetuned(paper=False, folds=3)},
+    ),
     "add a backbone": (
         "model: {backbones: [megnet-2018-eform, m3gnet-2018-eform, chgnet-0.3.0, sevennet-0]}\n",
         {job("represent", backbone="sevennet-0"), job("frozen_protocols", backbone="sevennet-0"),
@@ -201,15 +214,14 @@ CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
     ),
     "fine-tune another backbone": (
         "model: {finetune: {backbones: [m3gnet-2018-eform, chgnet-0.3.0]}}\n",
-        {job("finetune_backbone", backbone="chgnet-0.3.0", train_on="Dataset1", seed=1), "backbone_comparison",
-         *DOC},
+        {*finetuned("chgnet-0.3.0"), "backbone_comparison", *DOC},
     ),
-    "change finetune.epochs": (
-        "model: {finetune: {epochs: 3}}\n",
-        {job("finetune_backbone", backbone=FINETUNED, train_on="Dataset1", seed=1), "backbone_comparison", *DOC},
-    ),
+    "change finetune.epochs": ("model: {finetune: {epochs: 3}}\n", {*finetuned(), "backbone_comparison", *DOC}),
     # a new member of every fold's ensemble (step III: with the stage-1 run of its seed)
-    "add a held-out seed": ("heldout: {seeds: [1, 2, 3]}\n", {*heldout(seeds=[3]), *stage1([3])}),
+    "add a held-out seed": (
+        "heldout: {seeds: [1, 2, 3]}\n",
+        {*heldout(seeds=[3]), *stage1([3]), *finetuned(paper=False, seeds=[3]), "backbone_comparison"},
+    ),
 }  # fmt: skip
 
 

@@ -136,7 +136,8 @@ def test_backbones_are_compared(smoke_run: Path) -> None:
 
 def test_a_second_backbone_is_fine_tuned(smoke_run: Path) -> None:
     """config/smoke.yaml fine-tunes M3GNet-2018 (its own 5 Å graphs with three-body terms) on Dataset1 like step
-    II: its run predicts its validation split, and the comparison pairs it with fine-tuned MEGNet by seed."""
+    II: its run predicts its validation split, the comparison pairs it with fine-tuned MEGNet by seed, and its
+    held-out fold ensembles predict every Dataset1 material once."""
     run = smoke_run / "results" / "finetuned" / "m3gnet-2018-eform" / "Dataset1" / "run1"
     info = json.loads((run / "run.json").read_text())
     predictions = pd.read_parquet(run / "predictions.parquet")
@@ -148,6 +149,10 @@ def test_a_second_backbone_is_fine_tuned(smoke_run: Path) -> None:
     fine = comparison[(comparison.backbone == "m3gnet-2018-eform") & (comparison.way == "fine-tuned (step II)")]
     assert fine.train_on.tolist() == ["Dataset1"] and fine.paper_runs.tolist() == [1]
     assert fine.vs_reference_n_improved.notna().all() and fine.fit_s_median.gt(0).all()
+    heldout = pd.read_parquet(run.parent / "heldout_predictions.parquet")  # 2 folds × 2 member seeds, smoke.yaml
+    data = pd.read_parquet(smoke_run / "results" / "data" / "dataset1.parquet")
+    assert sorted(heldout.id) == sorted(data.id) and set(heldout.fold) == {0, 1}
+    assert (heldout.n_models == 2).all() and fine.heldout_mape.notna().all()
 
 
 def test_the_shipped_model_is_exported_with_its_card_and_checks(smoke_run: Path) -> None:

@@ -153,13 +153,15 @@ def test_markdown(table: pd.DataFrame) -> None:
 
 def test_fine_tuned_backbones_are_paired_with_fine_tuned_megnet() -> None:
     """Another backbone fine-tuned like step II: its own row of that way, its collapsed run left out, compared
-    by seed with MEGNet's step II; no throughput (that is the representation's)."""
+    by seed with MEGNet's step II, its held-out fold ensembles pooled; no throughput (the representation's)."""
     no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
     runs = frozen_paper("m3gnet", dict.fromkeys(SEEDS, 0.1)).assign(step="II")
     runs.loc[(runs["run"] == 8), "status"] = "collapsed"
-    table = comparison_table(fine_tuned_per_run(), None, [], [], no_throughput, runs)
+    heldout = heldout_rows({0: [0.2, -0.2], 1: [0.2]}, step="II", backbone="m3gnet")
+    table = comparison_table(fine_tuned_per_run(), None, [], [], no_throughput, runs, heldout)
     fine = row(table, "m3gnet", "fine-tuned (step II)")
     assert fine["paper_runs"] == 8 and fine["paper_mape_mean"] == pytest.approx(0.1)
+    assert fine["heldout_mape"] == pytest.approx(0.2)
     assert fine["fit_s_median"] == pytest.approx(4.5)  # seeds 0-7: fit_s 1..8
     assert fine["vs_reference_n_improved"] == 8 and fine["verdict"] == "better"
     assert math.isnan(fine["structures_per_s"])

@@ -12,10 +12,15 @@ import torch
 from _schema import run_options
 from kappaflow.backbones import load_backbone
 from kappaflow.graphs import STRUCTURE_SCHEMA, structure_to_record
+from kappaflow.heldout import fold_indices
 from kappaflow.training.finetune import (
+    ENSEMBLE_COLUMNS,
+    HELDOUT_COLUMNS,
     PREDICTION_COLUMNS,
     FinetuneSpec,
+    Fold,
     finetune_run,
+    heldout_ensemble,
     load_finetuned,
     predict_part,
     split_parts,
@@ -74,7 +79,8 @@ def test_run_trains_the_backbone_and_predicts_its_validation_split(
     assert len(pd.read_csv(out / "metrics.csv")) == 2
 
     net, scaler = load_finetuned(out / "best.ckpt", pretrained_root)
-    train, val, _ = split_parts(net.backbone, "Dataset1", graph_paths, 1, spec.val_fraction)
+    train, val, test, _ = split_parts(net.backbone, "Dataset1", graph_paths, 1, spec.val_fraction)
+    assert test.materials.equals(val.materials)  # the paper's protocol reports its validation split
     np.testing.assert_allclose(predict_part(net, scaler, val, 3), predictions["kappa_pred"], rtol=1e-5)
     # fine-tuning trained the backbone itself, down to its first layer
     assert not torch.equal(first_weight(net.backbone.state_dict()), first_weight(pretrained))
@@ -101,7 +107,7 @@ def test_structures_the_backbone_cannot_take_are_rejected_with_the_reason(
     path = tmp_path / "dataset1.parquet"
     pd.concat([table, pd.DataFrame([extra])], ignore_index=True).to_parquet(path)
     backbone = load_backbone(BACKBONE, pretrained_root)
-    train, val, rejected = split_parts(backbone, "Dataset1", {"dataset1": str(path)}, 1, 0.2)
+    train, val, _, rejected = split_parts(backbone, "Dataset1", {"dataset1": str(path)}, 1, 0.2)
     assert rejected.to_dict("records") == [
         {"id": "mp-am", "dataset": "dataset1", "reason": rejected["reason"].iloc[0]}
     ] and "Am" in rejected["reason"].iloc[0]
@@ -116,3 +122,33 @@ def test_a_row_without_kappa_is_named(tmp_path: Path, graph_paths: dict[str, str
     table.to_parquet(path)
     with pytest.raises(ValueError, match=f"{path}.*{table['id'][3]}"):
         split_parts(load_backbone(BACKBONE, pretrained_root), "Dataset1", {"dataset1": str(path)}, 1, 0.2)
+
+
+def test_heldout_run_predicts_the_outer_fold_it_never_saw(
+    tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path, one_thread
+) -> None:
+    """The held-out split is MEGNet's (kappaflow.heldout.fold_indices), and the run predicts its outer test fold."""
+    fold = Fold(index=1, k=3, seed=7)
+    spec = make_spec(tmp_path, graph_paths, pretrained_root, fold=fold, seed=2, epochs=1)
+    finetune_run(spec, progress_bar=False)
+    predictions = pd.read_parquet(Path(spec.out_dir) / "predictions.parquet")
+    ids = pd.read_parquet(graph_paths["dataset1"])["id"].to_numpy(object)
+    parts = fold_indices(ids, 1, 3, 7, 2, spec.val_fraction)
+    assert list(predictions.columns) == HELDOUT_COLUMNS
+    assert sorted(predictions["id"]) == sorted(ids[parts.test]) and set(predictions["fold"]) == {1}
+    info = json.loads((Path(spec.out_dir) / "run.json").read_text())
+    assert (info["n_train"], info["n_val"], info["fold"]) == (len(parts.train), len(parts.val), 1)
+
+
+def test_heldout_ensemble_averages_the_usable_members() -> None:
+    def member(seed: int, kappa: list[float], status: str = "ok") -> pd.DataFrame:
+        return pd.DataFrame({"step": "II", "backbone": BACKBONE, "train_on": "Dataset1", "fold": [0, 0, 1],
+                             "seed": seed, "id": ["a", "b", "c"], "formula": "X", "kappa_true": [1.0, 2.0, 3.0],
+                             "kappa_pred": kappa, "status": status, "fit_s": 1.0})
+
+    members = [member(1, [1.0, 2.0, 3.0]), member(2, [3.0, 4.0, 5.0]), member(3, [99.0, 99.0, 99.0], "collapsed")]
+    table = heldout_ensemble(members)
+    assert list(table.columns) == ENSEMBLE_COLUMNS
+    assert table["kappa_pred"].tolist() == [2.0, 3.0, 4.0] and (table["n_models"] == 2).all()
+    failed = heldout_ensemble([member(1, [1.0, 1.0, 1.0], "diverged")])
+    assert failed["kappa_pred"].isna().all() and set(failed["status"]) == {"diverged"}

@@ -116,6 +116,54 @@ rule finetune_backbone:
         "../scripts/finetune_backbone.py"
 
 
+# The same under the held-out protocol: one member (seed) of the fold's ensemble, predicting the outer test fold.
+rule finetune_heldout_run:
+    input:
+        data=lambda wildcards: [
+            f"results/data/{key}.parquet" for key in protocol.sources_of([wildcards.train_on])
+        ],
+        model=backbone_model_files,
+    output:
+        ckpt="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/best.ckpt",
+        metrics="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/metrics.csv",
+        run_json="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/run.json",
+        predictions="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/predictions.parquet",
+        rejected="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/rejected.csv",
+    log:
+        "logs/finetune_heldout_run/{backbone}_{train_on}_fold{fold}_run{seed}.log",
+    benchmark:
+        "logs/benchmarks/finetune_heldout_run/{backbone}_{train_on}_fold{fold}_run{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=TRAINING["gpus"],
+    params:
+        epochs=FINETUNE["epochs"],
+        options=RUN_OPTIONS,
+        pretrained_root="resources/pretrained",
+        folds=HELDOUT["folds"],
+        fold_seed=HELDOUT["seed"],
+    script:
+        "../scripts/finetune_backbone.py"
+
+
+rule finetune_heldout_ensemble:
+    input:
+        finetuned_fold_members,
+    output:
+        "results/finetuned/{backbone}/{train_on}/heldout_predictions.parquet",
+    log:
+        "logs/finetune_heldout_ensemble/{backbone}_{train_on}.log",
+    benchmark:
+        "logs/benchmarks/finetune_heldout_ensemble/{backbone}_{train_on}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    script:
+        "../scripts/finetune_heldout_ensemble.py"
+
+
 rule backbone_comparison:
     input:
         per_run="results/tables/per_run_metrics.csv",
@@ -127,6 +175,7 @@ rule backbone_comparison:
         representations=[file for name in FROZEN_BACKBONES for file in representation_files(name)],
         benchmarks=expand("logs/benchmarks/represent/{backbone}.tsv", backbone=FROZEN_BACKBONES),
         finetuned=finetuned_files("predictions.parquet"),
+        finetuned_heldout=finetuned_heldout_files(),
     output:
         table_csv="results/tables/backbone_comparison.csv",
         table_md=report(

@@ -345,6 +345,10 @@ def results_benchmarks():
         f"logs/benchmarks/finetune_backbone/{backbone}_{train_on}_run{seed}.tsv"
         for backbone, train_on, seed in FINETUNE_RUNS
     ]
+    files += [
+        f"logs/benchmarks/finetune_heldout_run/{backbone}_{train_on}_fold{fold}_run{seed}.tsv"
+        for backbone, train_on, fold, seed in FINETUNE_HELDOUT_RUNS
+    ]
     if FROZEN["enabled"]:
         files += [
             f"logs/benchmarks/{rule}/{backbone}.tsv"
@@ -417,6 +421,33 @@ FINETUNE = MODEL["finetune"]
 FINETUNE_RUNS = list(itertools.product(FINETUNE["backbones"], FINETUNE["train_sets"], FINETUNE["seeds"]))
 
 
+#: (backbone, train_on, fold, seed) of every held-out fine-tuning of a backbone other than MEGNet.
+FINETUNE_HELDOUT_RUNS = [
+    (backbone, train_on, fold, seed)
+    for backbone, train_on in itertools.product(FINETUNE["backbones"], FINETUNE["train_sets"])
+    if HELDOUT["enabled"] and FINETUNE["heldout"] and train_on in HELDOUT["train_sets"]
+    for fold in range(HELDOUT["folds"])
+    for seed in HELDOUT["seeds"]
+]
+
+
+def finetuned_heldout_files():
+    """The fold ensembles' predictions of every backbone and set fine-tuned under the held-out protocol."""
+    pairs = dict.fromkeys((backbone, train_on) for backbone, train_on, _, _ in FINETUNE_HELDOUT_RUNS)
+    return [
+        f"results/finetuned/{backbone}/{train_on}/heldout_predictions.parquet" for backbone, train_on in pairs
+    ]
+
+
+def finetuned_fold_members(wildcards):
+    """The held-out runs' predictions that one backbone's fold ensembles of one set join."""
+    return [
+        f"results/finetuned/{wildcards.backbone}/{wildcards.train_on}/fold{fold}/run{seed}/predictions.parquet"
+        for fold in range(HELDOUT["folds"])
+        for seed in HELDOUT["seeds"]
+    ]
+
+
 def finetuned_files(name):
     """File ``name`` of every configured fine-tuning run (results/finetuned/<backbone>/<set>/run<seed>/)."""
     return [
@@ -427,7 +458,7 @@ def finetuned_files(name):
 
 def frozen_targets():
     """Frozen-representation outputs and fine-tuned runs of the configured backbones, and their comparison."""
-    files = finetuned_files("predictions.parquet")
+    files = finetuned_files("predictions.parquet") + finetuned_heldout_files()
     files += [
         f"results/frozen/{backbone}/{name}"
         for backbone in FROZEN_BACKBONES

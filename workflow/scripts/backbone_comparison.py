@@ -16,4 +16,5 @@ write_comparison(
     smk.output.table_csv,
     smk.output.table_md,
     smk.input.finetuned,
+    smk.input.finetuned_heldout,
 )

@@ -1,5 +1,5 @@
-"""Snakemake adapter: one fine-tuning of a backbone other than MEGNet (rule finetune_backbone) →
-kappaflow.training.finetune."""
+"""Snakemake adapter: one fine-tuning of a backbone other than MEGNet (rules finetune_backbone and
+finetune_heldout_run) → kappaflow.training.finetune."""
 
 from pathlib import Path
 
@@ -8,10 +8,11 @@ from kappaflow.logs import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import torch
-from kappaflow.training.finetune import FinetuneSpec, finetune_run
+from kappaflow.training.finetune import FinetuneSpec, Fold, finetune_run
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
+held_out = "fold" in smk.wildcards.keys()
 finetune_run(
     FinetuneSpec(
         backbone=smk.wildcards.backbone,
@@ -21,6 +22,7 @@ finetune_run(
         data_paths={Path(path).stem: str(path) for path in smk.input.data},
         pretrained_root=smk.params.pretrained_root,
         epochs=int(smk.params.epochs),
+        fold=Fold(int(smk.wildcards.fold), smk.params.folds, smk.params.fold_seed) if held_out else None,
         **smk.params.options,
     )
 )

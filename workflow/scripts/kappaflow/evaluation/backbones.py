@@ -68,7 +68,7 @@ def pooled_heldout(predictions: pd.DataFrame) -> pd.DataFrame:
     return metric_frame(ok, by=KEYS)[[*KEYS, "mape"]].rename(columns={"mape": "heldout_mape"})
 
 
-def fine_tuned_heldout_rows(heldout: pd.DataFrame | None) -> pd.DataFrame:
+def megnet_heldout_rows(heldout: pd.DataFrame | None) -> pd.DataFrame:
     """The fine-tuned steps' rows of ``heldout_predictions.parquet`` with ``backbone`` and ``way``."""
     if heldout is None:
         return pd.DataFrame(columns=[*KEYS, "kappa_true", "kappa_pred", "status"])
@@ -136,23 +136,27 @@ def _row(key: tuple[str, str, str], runs: pd.DataFrame, reference: pd.DataFrame,
 
 def comparison_table(
     fine_tuned_per_run: pd.DataFrame,
-    fine_tuned_heldout: pd.DataFrame | None,
+    megnet_heldout: pd.DataFrame | None,
     frozen_paper: Sequence[pd.DataFrame],
     frozen_heldout: Sequence[pd.DataFrame],
     throughput: pd.DataFrame,
     fine_tuned: pd.DataFrame | None = None,
+    fine_tuned_heldout: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (backbone, way, training set), :data:`COLUMNS`, ordered by training set and way.
 
-    ``fine_tuned_per_run``: ``per_run_metrics.csv``; ``fine_tuned_heldout``: ``heldout_predictions.parquet``
+    ``fine_tuned_per_run``: ``per_run_metrics.csv``; ``megnet_heldout``: ``heldout_predictions.parquet``
     (None when the held-out protocol was not run); ``frozen_*``: :mod:`kappaflow.frozen` predictions, one
     frame per backbone; ``throughput``: ``backbone, structures, seconds`` of the representations; ``fine_tuned``:
-    the predictions of the other backbones fine-tuned like step II (:mod:`kappaflow.training.finetune`).
+    the predictions of the other backbones fine-tuned like step II (:mod:`kappaflow.training.finetune`), and
+    ``fine_tuned_heldout`` their fold ensembles' held-out predictions.
     """
     others = [] if fine_tuned is None else [own_runs(fine_tuned, FINE_TUNED_WAYS["II"])]
     runs = _concat([fine_tuned_runs(fine_tuned_per_run), *others, *map(own_runs, frozen_paper)], RUN_COLUMNS)
-    heldout_rows = [fine_tuned_heldout_rows(fine_tuned_heldout),
+    heldout_rows = [megnet_heldout_rows(megnet_heldout),
                     *(frame.assign(way=FROZEN_WAY) for frame in frozen_heldout)]
+    if fine_tuned_heldout is not None:
+        heldout_rows.append(fine_tuned_heldout.assign(way=FINE_TUNED_WAYS["II"]))
     heldout = pooled_heldout(_concat(heldout_rows, [*KEYS, "kappa_true", "kappa_pred", "status"]))
     pooled = heldout.set_index(KEYS)["heldout_mape"]
     groups = {key: group for key, group in runs.groupby(KEYS, sort=False)}
@@ -214,19 +218,25 @@ def read_throughput(backbones: Sequence[str], representations: Sequence[str | Pa
     return pd.DataFrame(rows, columns=["backbone", "structures", "seconds"])
 
 
+def _read_all(paths: Sequence[str | Path]) -> pd.DataFrame | None:
+    """The parquet files concatenated (None when there are none)."""
+    return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True) if paths else None
+
+
 def write_comparison(
     per_run_csv: str | Path, heldout: str | Path | None, paper: Sequence[str | Path],
     frozen_heldout: Sequence[str | Path], throughput: pd.DataFrame, table_csv: str | Path, table_md: str | Path,
-    fine_tuned: Sequence[str | Path] = (),
+    fine_tuned: Sequence[str | Path] = (), fine_tuned_heldout: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
     """Read the result files, :func:`comparison_table`, write ``backbone_comparison.{csv,md}``.
 
-    ``fine_tuned``: the ``predictions.parquet`` of every run of ``results/finetuned/``.
+    ``fine_tuned``: the ``predictions.parquet`` of every paper-protocol run of ``results/finetuned/``;
+    ``fine_tuned_heldout``: its ``<backbone>/<set>/heldout_predictions.parquet`` fold ensembles.
     """
     table = comparison_table(
         pd.read_csv(per_run_csv), pd.read_parquet(heldout) if heldout else None,
         [pd.read_parquet(path) for path in paper], [pd.read_parquet(path) for path in frozen_heldout], throughput,
-        pd.concat([pd.read_parquet(path) for path in fine_tuned], ignore_index=True) if fine_tuned else None,
+        _read_all(fine_tuned), _read_all(fine_tuned_heldout),
     )
     for path in (table_csv, table_md):
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,18 @@
-"""Fine-tuning a backbone other than MEGNet like step II, under the paper's protocol: one run end to end.
+"""Fine-tuning a backbone other than MEGNet like step II, under the paper's or the held-out protocol: one run.
 
-The run splits the training set's validated structures (``results/data/<key>.parquet``) exactly as steps I-III
-and the frozen regressions do (:func:`kappaflow.training.splits.split_indices` on every validated material, so
-runs pair by seed), leaves out the structures the backbone cannot take (``rejected.csv``, with the reason),
-trains a :class:`~kappaflow.backbones.network.BackboneNet` (pretrained backbone, fresh head) with the training
-section's optimiser, target and loss (:class:`~kappaflow.training.module.KappaModule`), keeps the epoch of
-lowest validation MAPE, and predicts its own validation split, the paper's test set.
+The run splits the training set's validated structures (``results/data/<key>.parquet``) exactly as steps I-III,
+their held-out folds and the frozen regressions do (on every validated material, so runs pair by seed and
+fold), leaves out the structures the backbone cannot take (``rejected.csv``, with the reason), trains a
+:class:`~kappaflow.backbones.network.BackboneNet` (pretrained backbone, fresh head) with the training section's
+optimiser, target and loss (:class:`~kappaflow.training.module.KappaModule`), and keeps the epoch of lowest
+validation MAPE. Paper protocol: the split of :func:`kappaflow.training.splits.split_indices`, and the run
+predicts its own validation split, the paper's test set. Held-out protocol (``spec.fold``): the inner split of
+:func:`kappaflow.heldout.fold_indices`, and the run predicts the outer test fold, which it never saw.
 
-Outputs in ``out_dir`` (``results/finetuned/<backbone>/<train_on>/run<seed>/``): ``best.ckpt``, ``metrics.csv``,
-``run.json``, ``predictions.parquet`` (:data:`PREDICTION_COLUMNS`) and ``rejected.csv``. Resume state lives in
-``<out_dir>.partial/`` as for the MEGNet runs (:func:`kappaflow.training.runner.prepare_partial`).
+Outputs in ``out_dir`` (``results/finetuned/<backbone>/<train_on>/[fold<f>/]run<seed>/``): ``best.ckpt``,
+``metrics.csv``, ``run.json``, ``predictions.parquet`` (:data:`PREDICTION_COLUMNS`, or
+:data:`HELDOUT_COLUMNS` for a fold) and ``rejected.csv``. Resume state lives in ``<out_dir>.partial/`` as for
+the MEGNet runs (:func:`kappaflow.training.runner.prepare_partial`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from pymatgen.core import Structure
 from kappaflow.backbones import Backbone, load_backbone
 from kappaflow.backbones.network import BackboneNet, backbone_net_from_config
 from kappaflow.frozen import screen
-from kappaflow.protocol import DIVERGED, OK, SET_SOURCES, relative_spread
+from kappaflow.heldout import fold_indices
+from kappaflow.protocol import DIVERGED, FAILED_STATUSES, OK, SET_SOURCES, relative_spread
 from kappaflow.provenance import provenance
 from kappaflow.training.checkpoint import export_checkpoint, model_state, read_checkpoint
 from kappaflow.training.data import BatchLoader
@@ -50,12 +54,24 @@ log = logging.getLogger(__name__)
 STEP = "II"
 PREDICTION_COLUMNS = ["step", "backbone", "train_on", "run", "test_on", "id", "formula", "kappa_true",
                       "kappa_pred", "status", "fit_s"]
+#: One held-out run's predictions of its outer test fold (:func:`kappaflow.heldout.fold_frame` and more).
+HELDOUT_COLUMNS = ["step", "backbone", "train_on", "fold", "seed", "id", "formula", "kappa_true", "kappa_pred",
+                   "status", "fit_s"]
 REJECTED_COLUMNS = ["id", "dataset", "reason"]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Outer fold ``index`` of ``k`` (assigned with ``seed``) of the held-out protocol."""
+
+    index: int
+    k: int
+    seed: int
 
 
 @dataclass
 class FinetuneSpec:
-    """Everything that defines one fine-tuning run (a change restarts a partial run)."""
+    """Everything that defines one fine-tuning run (a change restarts a partial run); ``fold``: held-out run."""
 
     backbone: str
     train_on: str
@@ -75,6 +91,7 @@ class FinetuneSpec:
     target: str
     loss: str
     grad_clip_norm: float | None
+    fold: Fold | None = None
 
 
 @dataclass
@@ -90,17 +107,29 @@ class Part:
                            lambda idx: net.collate([self.structures[i] for i in idx]), batch_size, shuffle, seed)
 
 
+def split_rows(ids: np.ndarray, name: str, seed: int, val_fraction: float, fold: Fold | None) -> list[np.ndarray]:
+    """Row indices of the training, validation and test parts of one dataset key's table: the paper's split
+    (its test part is its validation part) or the inner split and outer test of ``fold``."""
+    if fold is None:
+        train, val = split_indices(ids, seed, val_fraction, name=name)
+        return [train, val, val]
+    parts = fold_indices(ids, fold.index, fold.k, fold.seed, seed, val_fraction, name=name)
+    return [parts.train, parts.val, parts.test]
+
+
 def split_parts(
-    backbone: Backbone, train_on: str, data_paths: dict[str, str], seed: int, val_fraction: float
-) -> tuple[Part, Part, pd.DataFrame]:
-    """Training and validation parts of ``train_on`` for ``seed``, and the rows the backbone rejected.
+    backbone: Backbone, train_on: str, data_paths: dict[str, str], seed: int, val_fraction: float,
+    fold: Fold | None = None,
+) -> tuple[Part, Part, Part, pd.DataFrame]:
+    """Training, validation and test parts of ``train_on`` (:func:`split_rows`), and the rows the backbone
+    rejected.
 
     Raises:
         FileNotFoundError: a missing structure table.
         ValueError: a row without a finite, non-negative κ (named by id).
     """
-    parts: tuple[list[pd.DataFrame], list[pd.DataFrame]] = ([], [])
-    structures: tuple[list[Structure], list[Structure]] = ([], [])
+    parts: tuple[list[pd.DataFrame], ...] = ([], [], [])
+    structures: tuple[list[Structure], ...] = ([], [], [])
     rejected = []
     for key in SET_SOURCES[train_on]:
         path = Path(data_paths[key])
@@ -111,20 +140,21 @@ def split_parts(
         if bad.any():
             raise ValueError(f"{path}: {int(bad.sum())} rows without a finite, non-negative κ "
                              f"(e.g. {', '.join(table['id'][bad].head(5))})")
-        halves = split_indices(table["id"].to_numpy(dtype=object), seed, val_fraction, name=f"{train_on} ({key})")
+        rows_of_part = split_rows(table["id"].to_numpy(dtype=object), f"{train_on} ({key})", seed, val_fraction, fold)
         kept, taken, reasons = screen(table, backbone)
         rejected += [{**row, "dataset": key} for row in reasons]
         position = dict(zip(kept, taken, strict=True))
-        for half, frames, bucket in zip(halves, parts, structures, strict=True):
-            rows = [int(i) for i in half if int(i) in position]
+        for part_rows, frames, bucket in zip(rows_of_part, parts, structures, strict=True):
+            rows = [int(i) for i in part_rows if int(i) in position]
             frames.append(table.iloc[rows][["id", "dataset", "formula", "target"]])
             bucket += [position[i] for i in rows]
-    train, val = (Part(pd.concat(frames, ignore_index=True), bucket)
-                  for frames, bucket in zip(parts, structures, strict=True))
-    if not len(train.materials) or not len(val.materials):
-        raise ValueError(f"{train_on}: the backbone {backbone.spec.name} takes no material of the "
-                         f"{'training' if not len(train.materials) else 'validation'} split of seed {seed}")
-    return train, val, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+    train, val, test = (Part(pd.concat(frames, ignore_index=True), bucket)
+                        for frames, bucket in zip(parts, structures, strict=True))
+    for name, part in (("training", train), ("validation", val), ("test", test)):
+        if not len(part.materials):
+            raise ValueError(f"{train_on}: the backbone {backbone.spec.name} takes no material of the {name} "
+                             f"part of seed {seed}{'' if fold is None else f', fold {fold.index}'}")
+    return train, val, test, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
 def elements_of(structures: Sequence[Structure]) -> list[str]:
@@ -153,6 +183,19 @@ def load_finetuned(path: str | Path, pretrained_root: str | Path, device: str = 
     return net.eval(), TargetScaler.from_dict(meta["scaler"])
 
 
+def predictions_frame(spec: FinetuneSpec, test: Part, kappa: np.ndarray, status: str, fit_s: float) -> pd.DataFrame:
+    """The run's predictions of its test part: :data:`PREDICTION_COLUMNS`, or :data:`HELDOUT_COLUMNS` for a fold."""
+    materials = test.materials
+    columns = {
+        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "id": materials["id"],
+        "formula": materials["formula"], "kappa_true": materials["target"].astype(float), "kappa_pred": kappa,
+        "status": status, "fit_s": fit_s,
+    }
+    if spec.fold is None:
+        return pd.DataFrame({**columns, "run": spec.seed, "test_on": spec.train_on}, columns=PREDICTION_COLUMNS)
+    return pd.DataFrame({**columns, "fold": spec.fold.index, "seed": spec.seed}, columns=HELDOUT_COLUMNS)
+
+
 def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progress_bar: bool | None = None) -> str:
     """Train and evaluate one run as ``spec`` says, write its outputs (module docstring); return its status."""
     start = time.perf_counter()
@@ -160,7 +203,8 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = load_backbone(spec.backbone, Path(spec.pretrained_root), device)
-    train, val, rejected = split_parts(backbone, spec.train_on, spec.data_paths, spec.seed, spec.val_fraction)
+    train, val, test, rejected = split_parts(backbone, spec.train_on, spec.data_paths, spec.seed, spec.val_fraction,
+                                             spec.fold)
     scaler = TargetScaler.fit(train.materials["target"].to_numpy(float), spec.target)
     net = BackboneNet(backbone, spec.head_hidden, spec.freeze_backbone)
     elements = elements_of(train.structures)
@@ -183,25 +227,23 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     best_epoch, best_val = best_of(module.history)
     checkpoint = read_checkpoint(best_path)
     net.load_state_dict(model_state(checkpoint), strict=True)
-    kappa = predict_part(net, scaler, val, spec.batch_size)
+    kappa = predict_part(net, scaler, test, spec.batch_size)
     collapsed_at = collapsed_since(module.history)
-    status = run_status(module.status == DIVERGED or best_epoch is None, kappa, collapsed_at)
+    val_kappa = kappa if spec.fold is None else predict_part(net, scaler, val, spec.batch_size)
+    status = run_status(module.status == DIVERGED or best_epoch is None, val_kappa, collapsed_at)
     wall_s = round(time.perf_counter() - start, 3)
     out_dir.mkdir(parents=True, exist_ok=True)
     export_checkpoint(best_path, out_dir / "best.ckpt")
     pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(out_dir / "metrics.csv", index=False)
     rejected.to_csv(out_dir / "rejected.csv", index=False)
-    pd.DataFrame({
-        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "run": spec.seed,
-        "test_on": spec.train_on, "id": val.materials["id"], "formula": val.materials["formula"],
-        "kappa_true": val.materials["target"].astype(float), "kappa_pred": kappa, "status": status, "fit_s": wall_s,
-    }, columns=PREDICTION_COLUMNS).to_parquet(out_dir / "predictions.parquet", index=False)
+    predictions_frame(spec, test, kappa, status, wall_s).to_parquet(out_dir / "predictions.parquet", index=False)
     info = {
-        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "seed": spec.seed, "status": status,
+        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "seed": spec.seed,
+        "fold": None if spec.fold is None else spec.fold.index, "status": status,
         "best_epoch": best_epoch, "best_val_loss": best_val, "wall_s": wall_s, "n_train": len(train.materials),
         "n_val": len(val.materials), "n_rejected": len(rejected), "scaler": scaler.to_dict(),
         "epochs_run": len(module.history), "collapsed_at_epoch": collapsed_at, "resumed": last is not None,
-        "val_pred_rel_std": relative_spread(kappa), "device": str(trainer.strategy.root_device),
+        "val_pred_rel_std": relative_spread(val_kappa), "device": str(trainer.strategy.root_device),
         "training_elements": elements, "kappaflow": provenance(),
     }
     info = {key: None if isinstance(value, float) and not math.isfinite(value) else value
@@ -211,3 +253,25 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     if status != OK:
         log.warning("%s on %s, run %d is %s", spec.backbone, spec.train_on, spec.seed, status)
     return status
+
+
+#: One row per material of a held-out set: the mean κ of its fold's usable members.
+ENSEMBLE_COLUMNS = ["step", "backbone", "train_on", "fold", "id", "formula", "kappa_true", "kappa_pred", "n_models",
+                    "status"]
+
+
+def heldout_ensemble(runs: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Every fold's members (held-out run predictions, :data:`HELDOUT_COLUMNS`) joined into the fold ensemble's
+    predictions: the mean κ of the members that neither collapsed nor diverged (as ``kappaflow predict`` and
+    the MEGNet fold ensembles leave those out); a material whose fold has no usable member keeps NaN and the
+    members' status."""
+    rows = pd.concat(runs, ignore_index=True)
+    keys = ["step", "backbone", "train_on", "fold", "id", "formula", "kappa_true"]
+    usable = rows[~rows["status"].isin(FAILED_STATUSES)]
+    mean = usable.groupby(keys, as_index=False, sort=False).agg(kappa_pred=("kappa_pred", "mean"),
+                                                               n_models=("kappa_pred", "size"))
+    everything = rows.groupby(keys, as_index=False, sort=False).agg(status=("status", "first"))
+    table = everything.merge(mean, on=keys, how="left")
+    table["n_models"] = table["n_models"].fillna(0).astype(int)
+    table.loc[table["n_models"] > 0, "status"] = OK
+    return table[ENSEMBLE_COLUMNS]
