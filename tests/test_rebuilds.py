@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow
 STEPS, SETS, SEEDS = ("I", "II", "III"), ("Dataset1", "Dataset2", "MIX"), (1, 2)
 HELDOUT_SETS, HELDOUT_FOLDS, HELDOUT_SEEDS, SCAN_CHUNKS = ("Dataset1",), 2, (1, 2), 3
 BACKBONES = ("megnet-2018-eform", "m3gnet-2018-eform", "chgnet-0.3.0")
-#: config/smoke.yaml's model.finetune.backbones (fine-tuned on Dataset1 with seed 1).
+#: config/smoke.yaml's model.finetune.backbones (fine-tuned on Dataset1 with seed 1, steps II and III).
 FINETUNED = "m3gnet-2018-eform"
+FINETUNED_STEPS = ("II", "III")
 PROTOCOL_FIGURES = ("loss_curves", "parity", "mape_heatmap", "step_bars")
 #: config/smoke.yaml's ship.step and ship.train_on: the ensemble rule ship_model exports.
 SHIPPED = ("III", "Dataset1")
@@ -90,13 +91,19 @@ SCAN = {*(job("scan_chunk", chunk=chunk) for chunk in range(SCAN_CHUNKS)), "scan
 
 
 def finetuned(
-    backbone: str = FINETUNED, paper: bool = True, folds: int = HELDOUT_FOLDS, seeds: Iterable[int] = HELDOUT_SEEDS
+    backbone: str = FINETUNED, paper: bool = True, folds: int = HELDOUT_FOLDS, seeds: Iterable[int] = HELDOUT_SEEDS,
+    steps: Iterable[str] = FINETUNED_STEPS, stage1: Iterable[int] = (),
 ) -> set[str]:
-    """A fine-tuned backbone's jobs on Dataset1: its paper run (seed 1), its held-out members and fold ensembles."""
-    members = {job("finetune_heldout_run", backbone=backbone, train_on="Dataset1", fold=fold, seed=seed)
-               for fold, seed in itertools.product(range(folds), seeds)}
-    runs = {job("finetune_backbone", backbone=backbone, train_on="Dataset1", seed=1)} if paper else set()
-    return {*runs, *members, job("finetune_heldout_ensemble", backbone=backbone, train_on="Dataset1")}
+    """A fine-tuned backbone's jobs on Dataset1 for each of ``steps``: its paper run (seed 1), its held-out members
+    and fold ensembles; and its stage-1 runs of the seeds ``stage1``."""
+    jobs = {job("finetune_stage1", backbone=backbone, seed=seed) for seed in stage1}
+    for step in steps:
+        jobs |= {job("finetune_heldout_run", backbone=backbone, step=step, train_on="Dataset1", fold=fold, seed=seed)
+                 for fold, seed in itertools.product(range(folds), seeds)}
+        if paper:
+            jobs.add(job("finetune_backbone", backbone=backbone, step=step, train_on="Dataset1", seed=1))
+        jobs.add(job("finetune_heldout_ensemble", backbone=backbone, step=step, train_on="Dataset1"))
+    return jobs
 
 
 def aflow_data_changed() -> set[str]:
@@ -214,13 +221,18 @@ CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
     ),
     "fine-tune another backbone": (
         "model: {finetune: {backbones: [m3gnet-2018-eform, chgnet-0.3.0]}}\n",
-        {*finetuned("chgnet-0.3.0"), "backbone_comparison", *DOC},
+        {*finetuned("chgnet-0.3.0", stage1=HELDOUT_SEEDS), "backbone_comparison", *DOC},
     ),
     "change finetune.epochs": ("model: {finetune: {epochs: 3}}\n", {*finetuned(), "backbone_comparison", *DOC}),
+    # the stage-1 runs of the seeds that step III's paper run (1) and held-out members (1, 2) start from
+    "change finetune.stage1_epochs": (
+        "model: {finetune: {stage1_epochs: 3}}\n",
+        {*finetuned(steps=["III"], stage1=HELDOUT_SEEDS), "backbone_comparison", *DOC},
+    ),
     # a new member of every fold's ensemble (step III: with the stage-1 run of its seed)
     "add a held-out seed": (
         "heldout: {seeds: [1, 2, 3]}\n",
-        {*heldout(seeds=[3]), *stage1([3]), *finetuned(paper=False, seeds=[3]), "backbone_comparison"},
+        {*heldout(seeds=[3]), *stage1([3]), *finetuned(paper=False, seeds=[3], stage1=[3]), "backbone_comparison"},
     ),
 }  # fmt: skip
 

@@ -135,24 +135,32 @@ def test_backbones_are_compared(smoke_run: Path) -> None:
 
 
 def test_a_second_backbone_is_fine_tuned(smoke_run: Path) -> None:
-    """config/smoke.yaml fine-tunes M3GNet-2018 (its own 5 Å graphs with three-body terms) on Dataset1 like step
-    II: its run predicts its validation split, the comparison pairs it with fine-tuned MEGNet by seed, and its
-    held-out fold ensembles predict every Dataset1 material once."""
-    run = smoke_run / "results" / "finetuned" / "m3gnet-2018-eform" / "Dataset1" / "run1"
-    info = json.loads((run / "run.json").read_text())
-    predictions = pd.read_parquet(run / "predictions.parquet")
-    assert info["status"] == "ok" and info["epochs_run"] == 2
-    assert len(predictions) == info["n_val"] and np.isfinite(predictions.kappa_pred).all()
+    """config/smoke.yaml fine-tunes M3GNet-2018 (its own 5 Å graphs with three-body terms) on Dataset1 like steps
+    II and III: each run predicts its validation split, the comparison pairs it with fine-tuned MEGNet by seed,
+    and its held-out fold ensembles predict every Dataset1 material once."""
+    finetuned = smoke_run / "results" / "finetuned" / "m3gnet-2018-eform"
     megnet = pd.read_parquet(smoke_run / "results" / "models" / "stepII" / "Dataset1" / "run1" / "predictions.parquet")
-    assert set(predictions.id) == set(megnet[megnet.test_on == "Dataset1"].id), "the same validation split"
     comparison = pd.read_csv(smoke_run / "results" / "tables" / "backbone_comparison.csv")
-    fine = comparison[(comparison.backbone == "m3gnet-2018-eform") & (comparison.way == "fine-tuned (step II)")]
-    assert fine.train_on.tolist() == ["Dataset1"] and fine.paper_runs.tolist() == [1]
-    assert fine.vs_reference_n_improved.notna().all() and fine.fit_s_median.gt(0).all()
-    heldout = pd.read_parquet(run.parent / "heldout_predictions.parquet")  # 2 folds × 2 member seeds, smoke.yaml
     data = pd.read_parquet(smoke_run / "results" / "data" / "dataset1.parquet")
-    assert sorted(heldout.id) == sorted(data.id) and set(heldout.fold) == {0, 1}
-    assert (heldout.n_models == 2).all() and fine.heldout_mape.notna().all()
+    for step in ("II", "III"):
+        run = finetuned / f"step{step}" / "Dataset1" / "run1"
+        info = json.loads((run / "run.json").read_text())
+        predictions = pd.read_parquet(run / "predictions.parquet")
+        assert info["status"] == "ok" and info["epochs_run"] == 2 and set(predictions.step) == {step}
+        assert len(predictions) == info["n_val"] and np.isfinite(predictions.kappa_pred).all()
+        assert set(predictions.id) == set(megnet[megnet.test_on == "Dataset1"].id), "the same validation split"
+        fine = comparison[(comparison.backbone == "m3gnet-2018-eform") & (comparison.way == f"fine-tuned (step {step})")]
+        assert fine.train_on.tolist() == ["Dataset1"] and fine.paper_runs.tolist() == [1]
+        assert fine.vs_reference_n_improved.notna().all() and fine.fit_s_median.gt(0).all()
+        heldout = pd.read_parquet(run.parent / "heldout_predictions.parquet")  # 2 folds × 2 member seeds, smoke.yaml
+        assert sorted(heldout.id) == sorted(data.id) and set(heldout.fold) == {0, 1}
+        assert (heldout.n_models == 2).all() and fine.heldout_mape.notna().all()
+    stage1 = json.loads((finetuned / "stage1" / "aflow" / "run1" / "run.json").read_text())
+    assert stage1["step"] == "stage1" and stage1["train_on"] == "AFLOW" and stage1["status"] == "ok"
+    step3 = json.loads((finetuned / "stepIII" / "Dataset1" / "run1" / "run.json").read_text())
+    assert step3["init_checkpoint"] == "results/finetuned/m3gnet-2018-eform/stage1/aflow/run1/best.ckpt"
+    # the stage-2 network knows the elements of its stage 1 too
+    assert set(stage1["training_elements"]) <= set(step3["training_elements"])
 
 
 def test_the_shipped_model_is_exported_with_its_card_and_checks(smoke_run: Path) -> None:

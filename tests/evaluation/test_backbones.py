@@ -166,3 +166,18 @@ def test_fine_tuned_backbones_are_paired_with_fine_tuned_megnet() -> None:
     assert fine["vs_reference_n_improved"] == 8 and fine["verdict"] == "better"
     assert math.isnan(fine["structures_per_s"])
     assert table["backbone"].tolist() == ["megnet-2018-eform", "m3gnet", "megnet-2018-eform"]
+
+
+def test_each_fine_tuned_step_of_a_backbone_is_its_own_row() -> None:
+    """Steps II and III of another backbone: one row each (the way named by the predictions' step), each with its
+    own runs and held-out fold ensembles, both compared with MEGNet's step II."""
+    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
+    runs = pd.concat([frozen_paper("m3gnet", dict.fromkeys(SEEDS, 0.1)).assign(step="II"),
+                      frozen_paper("m3gnet", dict.fromkeys(SEEDS, 3.0)).assign(step="III")], ignore_index=True)
+    heldout = pd.concat([heldout_rows({0: [0.2]}, step="II", backbone="m3gnet"),
+                         heldout_rows({0: [0.7]}, step="III", backbone="m3gnet")], ignore_index=True)
+    table = comparison_table(fine_tuned_per_run(), None, [], [], no_throughput, runs, heldout)
+    second, third = row(table, "m3gnet", "fine-tuned (step II)"), row(table, "m3gnet", "fine-tuned (step III)")
+    assert (second["paper_mape_mean"], third["paper_mape_mean"]) == (pytest.approx(0.1), pytest.approx(3.0))
+    assert (second["heldout_mape"], third["heldout_mape"]) == (pytest.approx(0.2), pytest.approx(0.7))
+    assert (second["verdict"], third["verdict"]) == ("better", "worse")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from _schema import run_options
 from kappaflow.backbones import load_backbone
+from kappaflow.backbones.network import BackboneNet
 from kappaflow.graphs import STRUCTURE_SCHEMA, structure_to_record
 from kappaflow.heldout import fold_indices
 from kappaflow.training.finetune import (
@@ -22,6 +23,7 @@ from kappaflow.training.finetune import (
     finetune_run,
     heldout_ensemble,
     load_finetuned,
+    load_stage1,
     predict_part,
     split_parts,
 )
@@ -138,6 +140,44 @@ def test_heldout_run_predicts_the_outer_fold_it_never_saw(
     assert sorted(predictions["id"]) == sorted(ids[parts.test]) and set(predictions["fold"]) == {1}
     info = json.loads((Path(spec.out_dir) / "run.json").read_text())
     assert (info["n_train"], info["n_val"], info["fold"]) == (len(parts.train), len(parts.val), 1)
+
+
+def test_step_three_starts_from_every_weight_of_its_stage1_run(
+    tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path, one_thread
+) -> None:
+    """Stage 1 on AFLOW, then step III from it: with a learning rate of 0 the stage-2 network is the stage-1 one,
+    backbone and head, and it knows the elements of both stages."""
+    stage1 = make_spec(tmp_path, graph_paths, pretrained_root, step="stage1", train_on="AFLOW", epochs=1,
+                       out_dir=str(tmp_path / "stage1"))
+    assert finetune_run(stage1, progress_bar=False) in ("ok", "collapsed")
+    stage1_ckpt = str(tmp_path / "stage1" / "best.ckpt")
+    step3 = make_spec(tmp_path, graph_paths, pretrained_root, step="III", init_checkpoint=stage1_ckpt, epochs=1,
+                      lr=0.0)
+    finetune_run(step3, progress_bar=False)
+    first, _ = load_finetuned(stage1_ckpt, pretrained_root)
+    second, _ = load_finetuned(Path(step3.out_dir) / "best.ckpt", pretrained_root)
+    stage1_state = first.state_dict()
+    for key, value in second.state_dict().items():
+        assert torch.equal(value, stage1_state[key]), key
+    info = json.loads((Path(step3.out_dir) / "run.json").read_text())
+    stage1_info = json.loads((tmp_path / "stage1" / "run.json").read_text())
+    assert info["step"] == "III" and info["init_checkpoint"] == stage1_ckpt and stage1_info["step"] == "stage1"
+    assert set(stage1_info["training_elements"]) <= set(info["training_elements"])
+    assert set(pd.read_parquet(Path(step3.out_dir) / "predictions.parquet")["step"]) == {"III"}
+    # a stage-2 network of another shape cannot start from it
+    other = BackboneNet(load_backbone(BACKBONE, pretrained_root), [4])
+    with pytest.raises(ValueError, match="stage1/best.ckpt: the stage-1 network"):
+        load_stage1(other, stage1_ckpt)
+    with pytest.raises(FileNotFoundError, match="rule finetune_stage1"):
+        load_stage1(other, tmp_path / "missing.ckpt")
+
+
+@pytest.mark.parametrize(("step", "init"), [("III", None), ("II", "stage1.ckpt"), ("I", None)])
+def test_only_step_three_starts_from_a_stage1_checkpoint(
+    tmp_path: Path, graph_paths: dict[str, str], pretrained_root: Path, step: str, init: str | None
+) -> None:
+    with pytest.raises(ValueError, match="step"):
+        make_spec(tmp_path, graph_paths, pretrained_root, step=step, init_checkpoint=init)
 
 
 def test_heldout_ensemble_averages_the_usable_members() -> None:

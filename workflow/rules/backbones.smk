@@ -1,7 +1,9 @@
-# Pretrained backbones compared by frozen-representation regression (kappaflow.backbones, kappaflow.frozen):
-# each backbone's representation of every validated structure (one job per backbone), gradient-boosted
-# trees on it under the paper's and the held-out protocols (one job per backbone), and the comparison with
-# the fine-tuned MEGNet. Paths name the backbone, so adding one computes only what is new.
+# Pretrained backbones other than MEGNet (kappaflow.backbones), two ways: frozen-representation regression
+# (kappaflow.frozen: each backbone's representation of every validated structure, one job per backbone, then
+# gradient-boosted trees on it under the paper's and the held-out protocols, one job per backbone) and
+# fine-tuning like steps II and III (kappaflow.training.finetune: one job per run, stage-1 runs on AFLOW for
+# step III); then their comparison with the fine-tuned MEGNet. Paths name the backbone, so adding one
+# computes only what is new.
 wildcard_constraints:
     backbone="|".join(map(re.escape, protocol.BACKBONE_FOLDERS)),
     folder="|".join(map(re.escape, BACKBONE_MODEL_FOLDERS)),
@@ -37,7 +39,7 @@ rule pretrained_backbone:
 rule represent:
     input:
         data=expand("results/data/{key}.parquet", key=GRAPH_DATASETS),
-        model=backbone_model_files,
+        model=lambda wildcards: backbone_model_files(wildcards.backbone),
     output:
         representations=representation_files("{backbone}"),
         rejected=representation_files("{backbone}", "rejected.csv"),
@@ -85,23 +87,16 @@ rule frozen_protocols:
         "../scripts/frozen_protocols.py"
 
 
-# A backbone other than MEGNet fine-tuned like step II on one training set with one seed (kappaflow.training.finetune).
-rule finetune_backbone:
+# A backbone other than MEGNet fine-tuned like step II on AFLOW: the stage 1 of its step-III runs with this seed.
+rule finetune_stage1:
     input:
-        data=lambda wildcards: [
-            f"results/data/{key}.parquet" for key in protocol.sources_of([wildcards.train_on])
-        ],
-        model=backbone_model_files,
+        unpack(lambda wildcards: finetune_inputs(wildcards.backbone, "stage1", "AFLOW", wildcards.seed)),
     output:
-        ckpt="results/finetuned/{backbone}/{train_on}/run{seed}/best.ckpt",
-        metrics="results/finetuned/{backbone}/{train_on}/run{seed}/metrics.csv",
-        run_json="results/finetuned/{backbone}/{train_on}/run{seed}/run.json",
-        predictions="results/finetuned/{backbone}/{train_on}/run{seed}/predictions.parquet",
-        rejected="results/finetuned/{backbone}/{train_on}/run{seed}/rejected.csv",
+        **finetune_outputs(protocol.finetuned_stage1_dir("{backbone}", "{seed}")),
     log:
-        "logs/finetune_backbone/{backbone}_{train_on}_run{seed}.log",
+        "logs/finetune_stage1/{backbone}_run{seed}.log",
     benchmark:
-        "logs/benchmarks/finetune_backbone/{backbone}_{train_on}_run{seed}.tsv"
+        "logs/benchmarks/finetune_stage1/{backbone}_run{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     # One thread per run, as rule train.
@@ -109,6 +104,40 @@ rule finetune_backbone:
     resources:
         gpu=TRAINING["gpus"],
     params:
+        step="stage1",
+        train_on="AFLOW",
+        epochs=FINETUNE["stage1_epochs"],
+        options=RUN_OPTIONS,
+        pretrained_root="resources/pretrained",
+    script:
+        "../scripts/finetune_backbone.py"
+
+
+# A backbone other than MEGNet fine-tuned like step II or III on one training set with one seed
+# (kappaflow.training.finetune); step III starts from its stage-1 run with the same seed.
+rule finetune_backbone:
+    input:
+        unpack(
+            lambda wildcards: finetune_inputs(
+                wildcards.backbone, wildcards.step, wildcards.train_on, wildcards.seed
+            )
+        ),
+    output:
+        **finetune_outputs(f"{protocol.finetuned_dir('{backbone}', '{step}', '{train_on}')}/run{{seed}}"),
+    log:
+        "logs/finetune_backbone/{backbone}_step{step}_{train_on}_run{seed}.log",
+    benchmark:
+        "logs/benchmarks/finetune_backbone/{backbone}_step{step}_{train_on}_run{seed}.tsv"
+    wildcard_constraints:
+        step="|".join(protocol.FINETUNE_STEPS),
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=TRAINING["gpus"],
+    params:
+        step=lambda wildcards: wildcards.step,
+        train_on=lambda wildcards: wildcards.train_on,
         epochs=FINETUNE["epochs"],
         options=RUN_OPTIONS,
         pretrained_root="resources/pretrained",
@@ -116,29 +145,33 @@ rule finetune_backbone:
         "../scripts/finetune_backbone.py"
 
 
-# The same under the held-out protocol: one member (seed) of the fold's ensemble, predicting the outer test fold.
+# The same under the held-out protocol: one member (seed) of the fold's ensemble, predicting the outer test
+# fold (step III: from the stage-1 run of the member's seed).
 rule finetune_heldout_run:
     input:
-        data=lambda wildcards: [
-            f"results/data/{key}.parquet" for key in protocol.sources_of([wildcards.train_on])
-        ],
-        model=backbone_model_files,
+        unpack(
+            lambda wildcards: finetune_inputs(
+                wildcards.backbone, wildcards.step, wildcards.train_on, wildcards.seed
+            )
+        ),
     output:
-        ckpt="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/best.ckpt",
-        metrics="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/metrics.csv",
-        run_json="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/run.json",
-        predictions="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/predictions.parquet",
-        rejected="results/finetuned/{backbone}/{train_on}/fold{fold}/run{seed}/rejected.csv",
+        **finetune_outputs(
+            f"{protocol.finetuned_dir('{backbone}', '{step}', '{train_on}')}/fold{{fold}}/run{{seed}}"
+        ),
     log:
-        "logs/finetune_heldout_run/{backbone}_{train_on}_fold{fold}_run{seed}.log",
+        "logs/finetune_heldout_run/{backbone}_step{step}_{train_on}_fold{fold}_run{seed}.log",
     benchmark:
-        "logs/benchmarks/finetune_heldout_run/{backbone}_{train_on}_fold{fold}_run{seed}.tsv"
+        "logs/benchmarks/finetune_heldout_run/{backbone}_step{step}_{train_on}_fold{fold}_run{seed}.tsv"
+    wildcard_constraints:
+        step="|".join(protocol.FINETUNE_STEPS),
     conda:
         "../../envs/train.yaml"
     threads: 1
     resources:
         gpu=TRAINING["gpus"],
     params:
+        step=lambda wildcards: wildcards.step,
+        train_on=lambda wildcards: wildcards.train_on,
         epochs=FINETUNE["epochs"],
         options=RUN_OPTIONS,
         pretrained_root="resources/pretrained",
@@ -152,11 +185,13 @@ rule finetune_heldout_ensemble:
     input:
         finetuned_fold_members,
     output:
-        "results/finetuned/{backbone}/{train_on}/heldout_predictions.parquet",
+        f"{protocol.finetuned_dir('{backbone}', '{step}', '{train_on}')}/heldout_predictions.parquet",
     log:
-        "logs/finetune_heldout_ensemble/{backbone}_{train_on}.log",
+        "logs/finetune_heldout_ensemble/{backbone}_step{step}_{train_on}.log",
     benchmark:
-        "logs/benchmarks/finetune_heldout_ensemble/{backbone}_{train_on}.tsv"
+        "logs/benchmarks/finetune_heldout_ensemble/{backbone}_step{step}_{train_on}.tsv"
+    wildcard_constraints:
+        step="|".join(protocol.FINETUNE_STEPS),
     conda:
         "../../envs/train.yaml"
     threads: 1

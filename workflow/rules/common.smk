@@ -342,12 +342,15 @@ def results_benchmarks():
         f"logs/benchmarks/{rule}/{key}.tsv" for rule in ("validate", "featurize") for key in GRAPH_DATASETS
     ]
     files += [
-        f"logs/benchmarks/finetune_backbone/{backbone}_{train_on}_run{seed}.tsv"
-        for backbone, train_on, seed in FINETUNE_RUNS
+        f"logs/benchmarks/finetune_backbone/{backbone}_step{step}_{train_on}_run{seed}.tsv"
+        for backbone, step, train_on, seed in FINETUNE_RUNS
     ]
     files += [
-        f"logs/benchmarks/finetune_heldout_run/{backbone}_{train_on}_fold{fold}_run{seed}.tsv"
-        for backbone, train_on, fold, seed in FINETUNE_HELDOUT_RUNS
+        f"logs/benchmarks/finetune_stage1/{backbone}_run{seed}.tsv" for backbone, seed in FINETUNE_STAGE1_RUNS
+    ]
+    files += [
+        f"logs/benchmarks/finetune_heldout_run/{backbone}_step{step}_{train_on}_fold{fold}_run{seed}.tsv"
+        for backbone, step, train_on, fold, seed in FINETUNE_HELDOUT_RUNS
     ]
     if FROZEN["enabled"]:
         files += [
@@ -401,9 +404,9 @@ BACKBONE_MODEL_FOLDERS = sorted(
 )
 
 
-def backbone_model_files(wildcards):
-    """The pretrained files a backbone reads from resources/pretrained/ (none for a wheel-shipped one)."""
-    folder = protocol.BACKBONE_FOLDERS[wildcards.backbone]
+def backbone_model_files(backbone):
+    """The pretrained files ``backbone`` reads from resources/pretrained/ (none for a wheel-shipped one)."""
+    folder = protocol.BACKBONE_FOLDERS[backbone]
     if folder is None:
         return []
     if folder == Path(PRETRAINED).name:
@@ -417,42 +420,77 @@ def representation_files(backbone, suffix="parquet"):
 
 
 FINETUNE = MODEL["finetune"]
-#: (backbone, train_on, seed) of every fine-tuning of a backbone other than MEGNet.
-FINETUNE_RUNS = list(itertools.product(FINETUNE["backbones"], FINETUNE["train_sets"], FINETUNE["seeds"]))
-
-
-#: (backbone, train_on, fold, seed) of every held-out fine-tuning of a backbone other than MEGNet.
+#: (backbone, step, train_on, seed) of every fine-tuning of a backbone other than MEGNet (no step III on AFLOW).
+FINETUNE_RUNS = [
+    (backbone, step, train_on, seed)
+    for backbone in FINETUNE["backbones"]
+    for step, train_on, seed in protocol.runs(FINETUNE["steps"], FINETUNE["train_sets"], FINETUNE["seeds"])
+]
+#: (backbone, step, train_on, fold, seed) of every held-out fine-tuning: the steps that heldout.steps lists too,
+#: on the sets that heldout.train_sets lists too.
 FINETUNE_HELDOUT_RUNS = [
-    (backbone, train_on, fold, seed)
-    for backbone, train_on in itertools.product(FINETUNE["backbones"], FINETUNE["train_sets"])
-    if HELDOUT["enabled"] and FINETUNE["heldout"] and train_on in HELDOUT["train_sets"]
+    (backbone, step, train_on, fold, seed)
+    for backbone in FINETUNE["backbones"]
+    for step, train_on in protocol.ensembles(FINETUNE["steps"], FINETUNE["train_sets"])
+    if HELDOUT["enabled"]
+    and FINETUNE["heldout"]
+    and step in HELDOUT["steps"]
+    and train_on in HELDOUT["train_sets"]
     for fold in range(HELDOUT["folds"])
     for seed in HELDOUT["seeds"]
 ]
 
+#: (backbone, seed) of the stage-1 runs (AFLOW) that the step-III fine-tunings start from.
+FINETUNE_STAGE1_RUNS = sorted(
+    {(run[0], run[-1]) for run in [*FINETUNE_RUNS, *FINETUNE_HELDOUT_RUNS] if run[1] == "III"}
+)
+
+
+def finetune_inputs(backbone, step, train_on, seed):
+    """Inputs of one fine-tuning: the training set's structure tables, the backbone's pretrained files and, for
+    step III, the stage-1 checkpoint of the run with this seed."""
+    inputs = {
+        "data": [f"results/data/{key}.parquet" for key in protocol.sources_of([train_on])],
+        "model": backbone_model_files(backbone),
+    }
+    if step == "III":
+        inputs["stage1"] = f"{protocol.finetuned_stage1_dir(backbone, seed)}/best.ckpt"
+    return inputs
+
+
+def finetune_outputs(folder):
+    """The named outputs of one fine-tuning run in ``folder``."""
+    names = {
+        "ckpt": "best.ckpt",
+        "metrics": "metrics.csv",
+        "run_json": "run.json",
+        "predictions": "predictions.parquet",
+        "rejected": "rejected.csv",
+    }
+    return {key: f"{folder}/{name}" for key, name in names.items()}
+
 
 def finetuned_heldout_files():
-    """The fold ensembles' predictions of every backbone and set fine-tuned under the held-out protocol."""
-    pairs = dict.fromkeys((backbone, train_on) for backbone, train_on, _, _ in FINETUNE_HELDOUT_RUNS)
-    return [
-        f"results/finetuned/{backbone}/{train_on}/heldout_predictions.parquet" for backbone, train_on in pairs
-    ]
+    """The fold ensembles' predictions of every backbone, step and set fine-tuned under the held-out protocol."""
+    ensembles = dict.fromkeys(run[:3] for run in FINETUNE_HELDOUT_RUNS)
+    return [f"{protocol.finetuned_dir(*ensemble)}/heldout_predictions.parquet" for ensemble in ensembles]
 
 
 def finetuned_fold_members(wildcards):
-    """The held-out runs' predictions that one backbone's fold ensembles of one set join."""
+    """The held-out runs' predictions that one backbone's fold ensembles of one step and set join."""
+    folder = protocol.finetuned_dir(wildcards.backbone, wildcards.step, wildcards.train_on)
     return [
-        f"results/finetuned/{wildcards.backbone}/{wildcards.train_on}/fold{fold}/run{seed}/predictions.parquet"
+        f"{folder}/fold{fold}/run{seed}/predictions.parquet"
         for fold in range(HELDOUT["folds"])
         for seed in HELDOUT["seeds"]
     ]
 
 
 def finetuned_files(name):
-    """File ``name`` of every configured fine-tuning run (results/finetuned/<backbone>/<set>/run<seed>/)."""
+    """File ``name`` of every configured paper-protocol fine-tuning run."""
     return [
-        f"results/finetuned/{backbone}/{train_on}/run{seed}/{name}"
-        for backbone, train_on, seed in FINETUNE_RUNS
+        f"{protocol.finetuned_dir(backbone, step, train_on)}/run{seed}/{name}"
+        for backbone, step, train_on, seed in FINETUNE_RUNS
     ]
 
 

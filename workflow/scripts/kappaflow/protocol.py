@@ -131,6 +131,21 @@ def stage1_dir(seed: int | str) -> str:
     return f"results/models/stage1/aflow/run{seed}"
 
 
+#: Steps a backbone other than MEGNet is fine-tuned like (config ``model.finetune.steps``).
+FINETUNE_STEPS: tuple[str, ...] = ("II", "III")
+
+
+def finetuned_dir(backbone: str, step: str, train_on: str) -> str:
+    """Folder of a fine-tuned backbone's runs of one step and training set (``run<seed>/``, ``fold<f>/run<seed>/``,
+    ``heldout_predictions.parquet``)."""
+    return f"results/finetuned/{backbone}/step{step}/{train_on}"
+
+
+def finetuned_stage1_dir(backbone: str, seed: int | str) -> str:
+    """Folder of a fine-tuned backbone's stage-1 (AFLOW) run shared by its step-III runs with this seed."""
+    return f"results/finetuned/{backbone}/stage1/aflow/run{seed}"
+
+
 def runs(steps: Iterable[str], train_sets: Iterable[str], seeds: Iterable[int]) -> Iterator[tuple[str, str, int]]:
     """Every ``(step, train_on, seed)`` the protocol trains for these settings."""
     train_sets, seeds = list(train_sets), list(seeds)

@@ -1,4 +1,4 @@
-"""Backbones compared: fine-tuned MEGNet against the other backbones fine-tuned like step II
+"""Backbones compared: fine-tuned MEGNet against the other backbones fine-tuned like steps II and III
 (:mod:`kappaflow.training.finetune`) and against frozen representations of every backbone with gradient-boosted
 trees, under the paper's protocol and the held-out protocol.
 
@@ -148,15 +148,16 @@ def comparison_table(
     ``fine_tuned_per_run``: ``per_run_metrics.csv``; ``megnet_heldout``: ``heldout_predictions.parquet``
     (None when the held-out protocol was not run); ``frozen_*``: :mod:`kappaflow.frozen` predictions, one
     frame per backbone; ``throughput``: ``backbone, structures, seconds`` of the representations; ``fine_tuned``:
-    the predictions of the other backbones fine-tuned like step II (:mod:`kappaflow.training.finetune`), and
-    ``fine_tuned_heldout`` their fold ensembles' held-out predictions.
+    the predictions of the other backbones fine-tuned like steps II and III (:mod:`kappaflow.training.finetune`,
+    way by their ``step``), and ``fine_tuned_heldout`` their fold ensembles' held-out predictions.
     """
-    others = [] if fine_tuned is None else [own_runs(fine_tuned, FINE_TUNED_WAYS["II"])]
+    others = [] if fine_tuned is None else [own_runs(frame, FINE_TUNED_WAYS[step])
+                                            for step, frame in fine_tuned.groupby("step", sort=False)]
     runs = _concat([fine_tuned_runs(fine_tuned_per_run), *others, *map(own_runs, frozen_paper)], RUN_COLUMNS)
     heldout_rows = [megnet_heldout_rows(megnet_heldout),
                     *(frame.assign(way=FROZEN_WAY) for frame in frozen_heldout)]
     if fine_tuned_heldout is not None:
-        heldout_rows.append(fine_tuned_heldout.assign(way=FINE_TUNED_WAYS["II"]))
+        heldout_rows.append(fine_tuned_heldout.assign(way=fine_tuned_heldout["step"].map(FINE_TUNED_WAYS)))
     heldout = pooled_heldout(_concat(heldout_rows, [*KEYS, "kappa_true", "kappa_pred", "status"]))
     pooled = heldout.set_index(KEYS)["heldout_mape"]
     groups = {key: group for key, group in runs.groupby(KEYS, sort=False)}
@@ -191,8 +192,8 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     body = _markdown(header, rows)
     note = (
         "Ways: fine-tuned, the network trained end to end (step II from the pretrained backbone, step III "
-        "after the AFLOW stage; a backbone other than MEGNet with a fresh head on its representation, as "
-        "step II); frozen + GBT, each backbone's representation computed once and "
+        "after the AFLOW stage; a backbone other than MEGNet with a fresh head on its representation); "
+        "frozen + GBT, each backbone's representation computed once and "
         "gradient-boosted trees fitted on it (log10 κ). Protocols: the paper's (per seed, fit on the "
         "network's training split of each training set, MAPE on its own validation split, mean (std, "
         f"ddof={DDOF}) over seeds) and the held-out one (K outer folds, MAPE pooled over every material's "
@@ -231,7 +232,7 @@ def write_comparison(
     """Read the result files, :func:`comparison_table`, write ``backbone_comparison.{csv,md}``.
 
     ``fine_tuned``: the ``predictions.parquet`` of every paper-protocol run of ``results/finetuned/``;
-    ``fine_tuned_heldout``: its ``<backbone>/<set>/heldout_predictions.parquet`` fold ensembles.
+    ``fine_tuned_heldout``: its ``<backbone>/step<step>/<set>/heldout_predictions.parquet`` fold ensembles.
     """
     table = comparison_table(
         pd.read_csv(per_run_csv), pd.read_parquet(heldout) if heldout else None,

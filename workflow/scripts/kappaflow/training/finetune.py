@@ -1,15 +1,18 @@
-"""Fine-tuning a backbone other than MEGNet like step II, under the paper's or the held-out protocol: one run.
+"""Fine-tuning a backbone other than MEGNet like steps II and III, under the paper's or the held-out protocol: one run.
 
 The run splits the training set's validated structures (``results/data/<key>.parquet``) exactly as steps I-III,
 their held-out folds and the frozen regressions do (on every validated material, so runs pair by seed and
 fold), leaves out the structures the backbone cannot take (``rejected.csv``, with the reason), trains a
 :class:`~kappaflow.backbones.network.BackboneNet` (pretrained backbone, fresh head) with the training section's
 optimiser, target and loss (:class:`~kappaflow.training.module.KappaModule`), and keeps the epoch of lowest
-validation MAPE. Paper protocol: the split of :func:`kappaflow.training.splits.split_indices`, and the run
+validation MAPE. Step II starts from the pretrained backbone and a fresh head; a stage-1 run is step II on AFLOW;
+step III (stage 2) starts from every weight of the stage-1 run with the same seed (``init_checkpoint``), with a
+scaler and optimiser of its own, as the MEGNet runs do. Paper protocol: the split of :func:`kappaflow.training.splits.split_indices`, and the run
 predicts its own validation split, the paper's test set. Held-out protocol (``spec.fold``): the inner split of
 :func:`kappaflow.heldout.fold_indices`, and the run predicts the outer test fold, which it never saw.
 
-Outputs in ``out_dir`` (``results/finetuned/<backbone>/<train_on>/[fold<f>/]run<seed>/``): ``best.ckpt``,
+Outputs in ``out_dir`` (:func:`kappaflow.protocol.finetuned_dir` ``/[fold<f>/]run<seed>/``, or
+:func:`kappaflow.protocol.finetuned_stage1_dir`): ``best.ckpt``,
 ``metrics.csv``, ``run.json``, ``predictions.parquet`` (:data:`PREDICTION_COLUMNS`, or
 :data:`HELDOUT_COLUMNS` for a fold) and ``rejected.csv``. Resume state lives in ``<out_dir>.partial/`` as for
 the MEGNet runs (:func:`kappaflow.training.runner.prepare_partial`).
@@ -38,9 +41,9 @@ from kappaflow.backbones import Backbone, load_backbone
 from kappaflow.backbones.network import BackboneNet, backbone_net_from_config
 from kappaflow.frozen import screen
 from kappaflow.heldout import fold_indices
-from kappaflow.protocol import DIVERGED, FAILED_STATUSES, OK, SET_SOURCES, relative_spread
+from kappaflow.protocol import DIVERGED, FAILED_STATUSES, FINETUNE_STEPS, OK, SET_SOURCES, relative_spread
 from kappaflow.provenance import provenance
-from kappaflow.training.checkpoint import export_checkpoint, model_state, read_checkpoint
+from kappaflow.training.checkpoint import export_checkpoint, model_state, read_checkpoint, training_elements
 from kappaflow.training.data import BatchLoader
 from kappaflow.training.health import collapsed_since, run_status
 from kappaflow.training.module import CKPT_KEY, KappaModule, LoaderState
@@ -50,8 +53,8 @@ from kappaflow.training.splits import split_indices
 
 log = logging.getLogger(__name__)
 
-#: Step of a fine-tuned backbone's predictions: step II's protocol (pretrained, one fine-tuning).
-STEP = "II"
+#: The ``step`` of a stage-1 run (step II's protocol on AFLOW, the start of step III).
+STAGE1 = "stage1"
 PREDICTION_COLUMNS = ["step", "backbone", "train_on", "run", "test_on", "id", "formula", "kappa_true",
                       "kappa_pred", "status", "fit_s"]
 #: One held-out run's predictions of its outer test fold (:func:`kappaflow.heldout.fold_frame` and more).
@@ -92,6 +95,15 @@ class FinetuneSpec:
     loss: str
     grad_clip_norm: float | None
     fold: Fold | None = None
+    step: str = "II"  #: ``II``, ``III`` (needs ``init_checkpoint``) or :data:`STAGE1`
+    init_checkpoint: str | None = None  #: step III: the ``best.ckpt`` of the stage-1 run with this seed
+
+    def __post_init__(self) -> None:
+        if self.step not in (*FINETUNE_STEPS, STAGE1):
+            raise ValueError(f"step must be one of {[*FINETUNE_STEPS, STAGE1]}, got {self.step!r}")
+        if (self.step == "III") != bool(self.init_checkpoint):
+            raise ValueError(f"step {self.step}: init_checkpoint (the stage-1 best.ckpt) is for step III and only "
+                             f"step III, got {self.init_checkpoint!r}")
 
 
 @dataclass
@@ -183,11 +195,29 @@ def load_finetuned(path: str | Path, pretrained_root: str | Path, device: str = 
     return net.eval(), TargetScaler.from_dict(meta["scaler"])
 
 
+def load_stage1(net: BackboneNet, path: str | Path) -> list[str]:
+    """Load every weight (backbone and head) of the stage-1 run ``path`` into ``net``; return the elements that
+    run learned from.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: the stage-1 network is not ``net``'s (another backbone or head).
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"stage-1 checkpoint not found: {path} (written by rule finetune_stage1)")
+    checkpoint = read_checkpoint(path)
+    config = checkpoint[CKPT_KEY]["model_config"]
+    if config != net.config():
+        raise ValueError(f"{path}: the stage-1 network {config} is not this run's {net.config()}")
+    net.load_state_dict(model_state(checkpoint), strict=True)
+    return list(training_elements(checkpoint) or ())
+
+
 def predictions_frame(spec: FinetuneSpec, test: Part, kappa: np.ndarray, status: str, fit_s: float) -> pd.DataFrame:
     """The run's predictions of its test part: :data:`PREDICTION_COLUMNS`, or :data:`HELDOUT_COLUMNS` for a fold."""
     materials = test.materials
     columns = {
-        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "id": materials["id"],
+        "step": spec.step, "backbone": spec.backbone, "train_on": spec.train_on, "id": materials["id"],
         "formula": materials["formula"], "kappa_true": materials["target"].astype(float), "kappa_pred": kappa,
         "status": status, "fit_s": fit_s,
     }
@@ -207,7 +237,8 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
                                              spec.fold)
     scaler = TargetScaler.fit(train.materials["target"].to_numpy(float), spec.target)
     net = BackboneNet(backbone, spec.head_hidden, spec.freeze_backbone)
-    elements = elements_of(train.structures)
+    stage1_elements = load_stage1(net, spec.init_checkpoint) if spec.init_checkpoint else []
+    elements = sorted({*elements_of(train.structures), *stage1_elements})
     module = KappaModule(net, scaler, spec.lr, spec.lr_decay_epochs or spec.epochs, spec.lr_min_factor,
                          spec.collapse_patience, spec.loss, spec.grad_clip_norm, elements)
     folder, last = prepare_partial(spec)
@@ -238,7 +269,8 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     rejected.to_csv(out_dir / "rejected.csv", index=False)
     predictions_frame(spec, test, kappa, status, wall_s).to_parquet(out_dir / "predictions.parquet", index=False)
     info = {
-        "step": STEP, "backbone": spec.backbone, "train_on": spec.train_on, "seed": spec.seed,
+        "step": spec.step, "init_checkpoint": spec.init_checkpoint, "backbone": spec.backbone,
+        "train_on": spec.train_on, "seed": spec.seed,
         "fold": None if spec.fold is None else spec.fold.index, "status": status,
         "best_epoch": best_epoch, "best_val_loss": best_val, "wall_s": wall_s, "n_train": len(train.materials),
         "n_val": len(val.materials), "n_rejected": len(rejected), "scaler": scaler.to_dict(),
@@ -251,7 +283,7 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     (out_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     if status != OK:
-        log.warning("%s on %s, run %d is %s", spec.backbone, spec.train_on, spec.seed, status)
+        log.warning("%s step %s on %s, run %d is %s", spec.backbone, spec.step, spec.train_on, spec.seed, status)
     return status
 
 
