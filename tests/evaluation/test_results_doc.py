@@ -92,3 +92,23 @@ def test_render_with_heldout_folds(tmp_path: Path) -> None:
     assert "### Held-out evaluation" in text and "### Calibration of the ensemble spread" in text
     assert "Does two-stage transfer (step III) beat step II (held-out protocol)? Dataset1: better" in text
     assert text.index("| H |") < text.index("(held-out protocol)?") < text.index("| C |") < text.index("## Paired step")
+
+
+def test_the_document_shows_fine_tuned_backbones_without_frozen_ones(
+    repo_root: Path, mirror_dir: Path, tmp_path: Path
+) -> None:
+    """A run that fine-tunes another backbone but computes no frozen representation still builds the backbone
+    comparison, and results.md reads it (``snakemake -n`` lists the job and the document's input)."""
+    import subprocess
+    import sys
+
+    override = tmp_path / "override.yaml"
+    override.write_text("model: {frozen: {enabled: false}, finetune: {backbones: [m3gnet-2018-eform]}}\n")
+    command = [
+        sys.executable, "-m", "snakemake", "-n", "results/docs/results.md", "--directory", str(tmp_path / "run"),
+        "--snakefile", str(repo_root / "Snakefile"),
+        "--configfile", str(repo_root / "config" / "smoke.yaml"), str(override), "--config", f"mirror_dir={mirror_dir}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rule backbone_comparison:" in result.stdout and "rule represent:" not in result.stdout

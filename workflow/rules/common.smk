@@ -494,6 +494,11 @@ def finetuned_files(name):
     ]
 
 
+#: Whether the run compares backbones (frozen representations or other backbones fine-tuned): then the
+#: backbone comparison is built and the results document shows it.
+COMPARES_BACKBONES = bool(FROZEN_BACKBONES or FINETUNE_RUNS or FINETUNE_HELDOUT_RUNS)
+
+
 def frozen_targets():
     """Frozen-representation outputs and fine-tuned runs of the configured backbones, and their comparison."""
     files = finetuned_files("predictions.parquet") + finetuned_heldout_files()
@@ -502,7 +507,7 @@ def frozen_targets():
         for backbone in FROZEN_BACKBONES
         for name in ("paper_predictions.parquet", "heldout_predictions.parquet")
     ]
-    if files:
+    if COMPARES_BACKBONES:
         files += ["results/tables/backbone_comparison.csv", "results/tables/backbone_comparison.md"]
     return files
 

@@ -250,7 +250,7 @@ rule results_doc:
         heldout_table=["results/tables/heldout_table.md"] if HELDOUT["enabled"] else [],
         heldout_per_run=["results/tables/heldout_per_run.csv"] if HELDOUT["enabled"] else [],
         calibration=["results/tables/calibration.md"] if HELDOUT["enabled"] else [],
-        backbone_comparison=(["results/tables/backbone_comparison.md"] if FROZEN["enabled"] else []),
+        backbone_comparison=(["results/tables/backbone_comparison.md"] if COMPARES_BACKBONES else []),
         per_run="results/tables/per_run_metrics.csv",
         runs="results/tables/runs.csv",
         run_jsons=configured_runs("run.json"),
