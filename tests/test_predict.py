@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from _predict_helpers import write_bad_structures
 from _tiny_ensemble import tiny_models, tiny_trusted_models
 from kappaflow.graphs import structure_to_record
@@ -25,7 +26,7 @@ from kappaflow.predict import (
 )
 from kappaflow.training.checkpoint import load_trained
 from kappaflow.training.predict import predict_kappa
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 
 @pytest.fixture(scope="session")
@@ -152,3 +153,64 @@ def test_device_resolution() -> None:
     if not __import__("torch").cuda.is_available():
         with pytest.raises(ModelError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.fixture(scope="module")
+def finetuned_models(tmp_path_factory: pytest.TempPathFactory, mirror_dir: Path) -> Path:
+    """Two runs (seeds 1, 2) of M3GNet-2018 fine-tuned one epoch on 12 Dataset1 materials, laid out as the
+    workflow's results/finetuned/<backbone>/step<step>/<set>/ (no domain or trust file)."""
+    import pyarrow as pa
+    from _schema import run_options
+    from kappaflow.graphs import STRUCTURE_SCHEMA
+    from kappaflow.training.finetune import FinetuneSpec, finetune_run
+
+    folder = tmp_path_factory.mktemp("finetuned")
+    labels = pd.read_csv(mirror_dir / "hq" / "dataset1.csv")
+    rows = []
+    for mp_id, kappa in zip(labels.mp_id, labels.ltc_wmk, strict=True):
+        path = mirror_dir / "mp" / "structures" / f"{mp_id}.json"
+        if path.is_file() and len(rows) < 12:
+            structure = Structure.from_file(path)
+            rows.append({"id": mp_id, "dataset": "dataset1", "target": float(kappa), **structure_to_record(structure)})
+    pa.Table.from_pylist(rows, schema=STRUCTURE_SCHEMA).to_pandas().to_parquet(folder / "dataset1.parquet")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for seed in (1, 2):
+        finetune_run(FinetuneSpec(**{
+            **run_options(), "backbone": "m3gnet-2018-eform", "train_on": "Dataset1", "seed": seed,
+            "out_dir": str(folder / "ensemble" / f"run{seed}"), "data_paths": {"dataset1": str(folder / "dataset1.parquet")},
+            "pretrained_root": str(mirror_dir / "pretrained"), "epochs": 1, "batch_size": 4, "head_hidden": [8, 8],
+        }), progress_bar=False)
+    torch.set_num_threads(threads)
+    return folder / "ensemble"
+
+
+def test_a_fine_tuned_backbone_ensemble_predicts_with_its_own_graphs(
+    finetuned_models: Path, structures: list[Structure], mirror_dir: Path
+) -> None:
+    """Runs of another backbone fine-tuned by the workflow: each structure in the backbone's own graphs, the mean
+    of every run's κ (each with its own scaler), the backbone's limits as errors, and no trust file said so."""
+    from kappaflow.training.finetune import load_finetuned
+
+    ensemble = load_ensemble(finetuned_models, pretrained_root=mirror_dir / "pretrained")
+    assert ensemble.backbone is not None and ensemble.runs == ["run1", "run2"] and ensemble.cutoff == 5.0
+    manual = []
+    for seed in (1, 2):
+        net, scaler = load_finetuned(finetuned_models / f"run{seed}" / "best.ckpt", mirror_dir / "pretrained")
+        with torch.no_grad():
+            manual.append(scaler.inverse(net(net.collate(structures)).double().numpy()))
+    americium = Structure(Lattice.cubic(4.9), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    items = [*(Item(f"s{i}", structure=s) for i, s in enumerate(structures)), Item("am", structure=americium)]
+    table = predict_items(items, ensemble, batch_size=2)
+    np.testing.assert_allclose(table["pred_mean_wmk"][:3], np.mean(manual, axis=0), rtol=1e-5)
+    assert table["error"][:3].isna().all() and (table["n_models"][:3] == 2).all()
+    assert "Am" in table["error"][3] and table["n_models"][3] == 0
+    assert not table["calibrated"][:3].any() and table["calibration_note"][0].startswith("no domain.parquet")
+
+
+def test_a_fine_tuned_backbone_without_its_pretrained_files_is_one_clear_error(
+    finetuned_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no resources/pretrained here
+    with pytest.raises(ModelError, match=r"fine-tuned m3gnet-2018-eform.*resources/pretrained/M3GNet-MP-2018.6.1-Eform"):
+        load_ensemble(finetuned_models)

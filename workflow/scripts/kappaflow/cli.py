@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kappaflow import __version__
-from kappaflow.protocol import DEFAULT_MODEL_DIR
+from kappaflow.protocol import DEFAULT_MODEL_DIR, DEFAULT_PRETRAINED_ROOT
 EXIT_OK, EXIT_NO_PREDICTION, EXIT_USAGE = 0, 1, 2
 _NO_SHIPPED_MODEL = " (this installation ships no model: pass --model with a trained ensemble folder)"
 #: Inputs from which a progress bar is shown (on stderr, when it is a terminal).
@@ -46,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", metavar="FILE_OR_ID",
                          help="CIF, POSCAR/CONTCAR or pymatgen JSON files, folders of them, Materials Project ids")
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
-                         help="ensemble folder with run*/best.ckpt (e.g. results/models/stepIII/MIX), or one run "
-                              "folder (default: the model shipped in the package, see `kappaflow models`)")
+                         help="ensemble folder with run*/best.ckpt (e.g. results/models/stepIII/MIX, or a fine-tuned "
+                              "backbone's results/finetuned/m3gnet-matpes-2025/stepII/Dataset1), or one run folder "
+                              "(default: the model shipped in the package, see `kappaflow models`)")
+    predict.add_argument("--pretrained-root", type=Path, default=DEFAULT_PRETRAINED_ROOT,
+                         help="where a fine-tuned backbone other than MEGNet is rebuilt from: the workflow "
+                              "directory's resources/pretrained (the default) or the mirror's pretrained/")
     predict.add_argument("--out", type=Path, help="write the table to this .csv or .parquet file (default: CSV on stdout)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
     predict.add_argument("--batch-size", type=_positive, default=64, help="graphs per forward pass (default: 64)")
@@ -106,7 +110,7 @@ def predict_command(args: argparse.Namespace) -> int:
         _say(f"--out {args.out}: expected a .csv or .parquet file")
         return EXIT_USAGE
     try:
-        ensemble = load_ensemble(args.model, resolve_device(args.device))
+        ensemble = load_ensemble(args.model, resolve_device(args.device), pretrained_root=args.pretrained_root)
     except ModelError as error:
         _say(_model_message(error, args.model))
         return EXIT_USAGE

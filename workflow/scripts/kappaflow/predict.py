@@ -2,7 +2,9 @@
 
 An *ensemble* is a model folder ``results/models/step{I,II,III}/{train_set}/`` holding
 ``run{seed}/best.ckpt`` (runs whose ``run.json`` says ``collapsed`` or ``diverged`` are left out),
-or a single run folder. Each model predicts κ (W/mK) with its own scaler; the ensemble reports the
+or a single run folder; or the same of a backbone other than MEGNet fine-tuned by the workflow
+(``results/finetuned/{backbone}/step{II,III}/{train_set}/``, :class:`~kappaflow.backbones.network.BackboneNet`),
+whose runs build the backbone's own graphs and rebuild it from its pretrained files (``pretrained_root``). Each model predicts κ (W/mK) with its own scaler; the ensemble reports the
 mean and the sample standard deviation (``ddof=1``; NaN for a single model) over its models, and how far
 each prediction can be trusted (:mod:`kappaflow.trust`: calibrated interval, closest training material,
 ``in_domain``) from the ``domain.parquet`` and ``trust.json`` the workflow writes beside the runs.
@@ -25,6 +27,8 @@ import torch
 from pymatgen.core import Structure
 from tqdm import tqdm
 
+from kappaflow.backbones.network import KIND as FINE_TUNED_KIND
+from kappaflow.backbones.network import BackboneNet
 from kappaflow.graphs import (
     STRUCTURE_SCHEMA,
     GraphSet,
@@ -35,9 +39,10 @@ from kappaflow.graphs import (
 from kappaflow.domain import unseen_elements
 from kappaflow.inputs import Item
 from kappaflow.model import KappaNet
-from kappaflow.protocol import FAILED_STATUSES, unphysical
+from kappaflow.protocol import BACKBONE_FOLDERS, DEFAULT_PRETRAINED_ROOT, FAILED_STATUSES, unphysical
 from kappaflow.quotient import quotient
 from kappaflow.training.checkpoint import read_checkpoint, trained_model, training_elements
+from kappaflow.training.module import CKPT_KEY
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.trust import TRUST_COLUMNS, Trust, read_trust, trust_columns
 from kappaflow.validation import InvalidRow, Limits, check_structure
@@ -64,7 +69,7 @@ class Ensemble:
 
     name: str
     runs: list[str]
-    models: list[KappaNet]
+    models: list[KappaNet] | list[BackboneNet]
     scalers: list[TargetScaler]
     device: torch.device
     #: Elements of the κ-labelled materials any run learned from; None if a run's checkpoint does not say.
@@ -74,6 +79,17 @@ class Ensemble:
 
     def __len__(self) -> int:
         return len(self.models)
+
+    @property
+    def backbone(self) -> BackboneNet | None:
+        """The first run when the runs are a fine-tuned backbone other than MEGNet, None for MEGNet's KappaNet."""
+        first = self.models[0]
+        return first if isinstance(first, BackboneNet) else None
+
+    def unsupported(self, structure: Structure) -> str | None:
+        """Why a fine-tuned backbone cannot take ``structure`` (its elements); None when it can, and always for
+        MEGNet, whose limits :func:`checked_record` checks."""
+        return None if self.backbone is None else self.backbone.backbone.supports(structure)
 
     @property
     def cutoff(self) -> float:
@@ -131,22 +147,53 @@ def usable_checkpoints(checkpoints: Sequence[str | Path]) -> list[Path]:
     return usable
 
 
-def load_ensemble(model_dir: str | Path, device: torch.device | str = "cpu", name: str | None = None) -> Ensemble:
-    """Load every usable run of ``model_dir`` once (see :func:`ensemble_checkpoints`)."""
+def _network(
+    checkpoint: dict[str, object], path: Path, device: torch.device, pretrained_root: Path
+) -> tuple[KappaNet | BackboneNet, TargetScaler]:
+    """The trained network of a read checkpoint and its scaler: MEGNet's KappaNet, or a fine-tuned backbone
+    rebuilt from its pretrained files under ``pretrained_root``."""
+    config = checkpoint[CKPT_KEY]["model_config"]
+    if config.get("kind") != FINE_TUNED_KIND:
+        model, scaler = trained_model(checkpoint)
+        return model.to(device), scaler
+    from kappaflow.training.finetune import finetuned_model
+
+    folder = BACKBONE_FOLDERS.get(config["backbone"])
+    if folder and not (pretrained_root / folder).is_dir():
+        raise ModelError(
+            f"{path}: a fine-tuned {config['backbone']}, rebuilt from its pretrained files in {pretrained_root / folder}: "
+            "not found (--pretrained-root: the workflow directory's resources/pretrained or the mirror's pretrained)"
+        )
+    return finetuned_model(checkpoint, pretrained_root, device.type)
+
+
+def load_ensemble(
+    model_dir: str | Path, device: torch.device | str = "cpu", name: str | None = None,
+    pretrained_root: str | Path = DEFAULT_PRETRAINED_ROOT,
+) -> Ensemble:
+    """Load every usable run of ``model_dir`` once (see :func:`ensemble_checkpoints`); a fine-tuned backbone's
+    runs rebuild it from ``pretrained_root`` (a wheel-shipped backbone needs none).
+
+    Raises:
+        ModelError: no usable run, a checkpoint that cannot be loaded, or runs of different networks.
+    """
     device = torch.device(device)
     paths = ensemble_checkpoints(model_dir)
     models, scalers, elements = [], [], []
     for path in paths:
         try:
             checkpoint = read_checkpoint(path)
-            model, scaler = trained_model(checkpoint)
+            model, scaler = _network(checkpoint, path, device, Path(pretrained_root))
             elements.append(training_elements(checkpoint))
         except ValueError as error:  # read_checkpoint names the file and why
             raise ModelError(str(error)) from None
-        except (RuntimeError, OSError) as error:
-            raise ModelError(f"{path}: not a loadable kappaflow checkpoint ({error})") from None
-        models.append(model.to(device).eval())
+        except (RuntimeError, OSError, KeyError) as error:
+            raise ModelError(f"{path}: not a loadable kappaflow checkpoint ({type(error).__name__}: {error})") from None
+        models.append(model.eval())
         scalers.append(scaler)
+    kinds = {model.backbone.spec.name if isinstance(model, BackboneNet) else "megnet" for model in models}
+    if len(kinds) > 1:
+        raise ModelError(f"model folder {model_dir} mixes runs of different networks ({', '.join(sorted(kinds))})")
     label = name or "/".join(Path(model_dir).resolve().parts[-2:])
     known = None if None in elements else frozenset().union(*elements)
     runs = [path.parent.name for path in paths]
@@ -182,6 +229,13 @@ def ensemble_outputs(ensemble: Ensemble, graphs: GraphSet, batch_size: int = 64)
             for out, feats, model in zip(outputs, features, ensemble.models, strict=True):
                 feats.append(model.features(batch, basis))
                 out.append(model.head_output(feats[-1]))
+    return _kappa_and_features(ensemble, outputs, features)
+
+
+def _kappa_and_features(
+    ensemble: Ensemble, outputs: list[list[torch.Tensor]], features: list[list[torch.Tensor]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every model's batched outputs as κ (W/mK, each inverted with its own scaler) and its features, stacked."""
     kappa = np.stack(
         [
             np.asarray(scaler.inverse(torch.cat(out).double().cpu().numpy()), dtype=np.float64)
@@ -189,6 +243,28 @@ def ensemble_outputs(ensemble: Ensemble, graphs: GraphSet, batch_size: int = 64)
         ]
     )
     return kappa, np.stack([torch.cat(feats).double().cpu().numpy() for feats in features])
+
+
+def backbone_outputs(
+    ensemble: Ensemble, structures: Sequence[Structure], batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ensemble_outputs` of an ensemble of a fine-tuned backbone: each batch of structures collated once
+    into the backbone's own graphs and run through every model; the features are the backbone's representation."""
+    first = ensemble.backbone
+    if first is None:
+        raise ValueError(f"{ensemble.name}: not a fine-tuned backbone's ensemble (use ensemble_outputs)")
+    if not structures:
+        dim = first.backbone.spec.representation_dim
+        return np.zeros((len(ensemble), 0)), np.zeros((len(ensemble), 0, dim))
+    outputs: list[list[torch.Tensor]] = [[] for _ in ensemble.models]
+    features: list[list[torch.Tensor]] = [[] for _ in ensemble.models]
+    with torch.no_grad():  # the backbones' graph builders need autograd enabled (no inference_mode)
+        for start in range(0, len(structures), batch_size):
+            batch = first.collate(structures[start : start + batch_size])
+            for out, feats, model in zip(outputs, features, ensemble.models, strict=True):
+                feats.append(model.features(batch))
+                out.append(model.head_output(feats[-1]))
+    return _kappa_and_features(ensemble, outputs, features)
 
 
 def mean_std(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +306,7 @@ def predict_items(
     bar = tqdm(total=len(items), desc="predict", unit="structure", disable=not progress, mininterval=0.5)
     with bar:
         for block in _blocks(len(items), BLOCK_SIZE):
-            good, records = [], []
+            good, records, structures = [], [], []
             for index in range(block.start, block.stop):
                 item = items[index]
                 if item.structure is None:
@@ -240,14 +316,22 @@ def predict_items(
                     (element.symbol for element in item.structure.composition.elements), ensemble.training_elements
                 )
                 try:
-                    records.append(checked_record(item.structure, limits))
+                    record = checked_record(item.structure, limits)
+                    reason = ensemble.unsupported(item.structure)
+                    if reason:
+                        raise InvalidRow(reason)
+                    records.append(record)
+                    structures.append(item.structure)
                     good.append(index)
                 except InvalidRow as error:
                     rows[index]["error"] = str(error)
                 except Exception as error:  # noqa: BLE001 (one odd structure must not stop the others)
                     rows[index]["error"] = f"cannot build its graph ({type(error).__name__}: {error})"
             if records:
-                kappa, features = ensemble_outputs(ensemble, graph_set(records, limits.cutoff), batch_size)
+                if ensemble.backbone is None:
+                    kappa, features = ensemble_outputs(ensemble, graph_set(records, limits.cutoff), batch_size)
+                else:
+                    kappa, features = backbone_outputs(ensemble, structures, batch_size)
                 mean, std = mean_std(kappa)
                 flags = unphysical(kappa).any(axis=0)
                 trusted = trust_columns(ensemble.trust, kappa, features, [rows[i]["unseen_elements"] for i in good])

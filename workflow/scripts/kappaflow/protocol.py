@@ -113,6 +113,9 @@ FINE_TUNED_CUTOFF = 4.0
 #: default): ``cp -r results/shipped/model workflow/scripts/kappaflow/models/default``.
 SHIPPED_MODEL = "results/shipped/model"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+#: Where ``kappaflow predict`` rebuilds a fine-tuned backbone other than MEGNet from by default: the workflow
+#: directory's copy of the pretrained models (rules pretrained_megnet and pretrained_backbone).
+DEFAULT_PRETRAINED_ROOT = Path("resources/pretrained")
 
 
 def ensemble_dir(step: str, train_on: str) -> str:

@@ -103,7 +103,8 @@ def read_trust(model_dir: str | Path, runs: Sequence[str]) -> Trust:
     model_dir = Path(model_dir)
     domain_path, trust_path = model_dir / DOMAIN_FILE, model_dir / TRUST_FILE
     if not (domain_path.is_file() and trust_path.is_file()):
-        note = f"no {DOMAIN_FILE} and {TRUST_FILE} in {model_dir} (the workflow's ensemble_trust rule writes them)"
+        note = (f"no {DOMAIN_FILE} and {TRUST_FILE} in {model_dir} (the workflow's ensemble_trust rule writes them "
+                "beside MEGNet's ensembles; it has none for other fine-tuned backbones)")
         return Trust(None, None, None, note, note)
     record = json.loads(trust_path.read_text())
     try:

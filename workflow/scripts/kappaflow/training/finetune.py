@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as pl
 import numpy as np
@@ -184,15 +185,21 @@ def predict_part(net: BackboneNet, scaler: TargetScaler, part: Part, batch_size:
     return np.asarray(scaler.inverse(torch.cat(outputs).double().cpu().numpy()), dtype=np.float64)
 
 
-def load_finetuned(path: str | Path, pretrained_root: str | Path, device: str = "cpu") -> tuple[BackboneNet, TargetScaler]:
-    """The fine-tuned network of a ``best.ckpt`` (eval mode; its backbone rebuilt from ``pretrained_root``) and
-    the scaler stored with it."""
-    checkpoint = read_checkpoint(path)
+def finetuned_model(
+    checkpoint: dict[str, Any], pretrained_root: str | Path, device: str = "cpu"
+) -> tuple[BackboneNet, TargetScaler]:
+    """The fine-tuned network of a read checkpoint (eval mode; its backbone rebuilt from ``pretrained_root``)
+    and the scaler stored with it."""
     meta = checkpoint[CKPT_KEY]
     backbone = load_backbone(meta["model_config"]["backbone"], Path(pretrained_root), device)
     net = backbone_net_from_config(meta["model_config"], backbone)
     net.load_state_dict(model_state(checkpoint), strict=True)
     return net.eval(), TargetScaler.from_dict(meta["scaler"])
+
+
+def load_finetuned(path: str | Path, pretrained_root: str | Path, device: str = "cpu") -> tuple[BackboneNet, TargetScaler]:
+    """:func:`finetuned_model` of the ``best.ckpt`` at ``path``."""
+    return finetuned_model(read_checkpoint(path), pretrained_root, device)
 
 
 def load_stage1(net: BackboneNet, path: str | Path) -> list[str]:
