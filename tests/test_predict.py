@@ -214,3 +214,13 @@ def test_a_fine_tuned_backbone_without_its_pretrained_files_is_one_clear_error(
     monkeypatch.chdir(tmp_path)  # no resources/pretrained here
     with pytest.raises(ModelError, match=r"fine-tuned m3gnet-2018-eform.*resources/pretrained/M3GNet-MP-2018.6.1-Eform"):
         load_ensemble(finetuned_models)
+
+
+def test_runs_of_different_networks_are_refused(
+    models: Path, finetuned_models: Path, tmp_path: Path, mirror_dir: Path
+) -> None:
+    mixed = tmp_path / "mixed"
+    shutil.copytree(models / "stepIII" / "MIX" / "run1", mixed / "run1")
+    shutil.copytree(finetuned_models / "run2", mixed / "run2")
+    with pytest.raises(ModelError, match=r"mixes runs of different networks \(m3gnet-2018-eform, megnet\)"):
+        load_ensemble(mixed, pretrained_root=mirror_dir / "pretrained")
