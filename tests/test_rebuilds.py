@@ -107,12 +107,13 @@ def finetuned(
 
 
 def aflow_data_changed() -> set[str]:
-    """An AFLOW source file changed: its data, stage 1, step III and what reads them."""
+    """An AFLOW source file changed: its data, stage 1, step III and what reads them (MEGNet's and the fine-tuned
+    backbone's)."""
     return {
         "aflow_agl", job("validate", dataset="aflow"), job("featurize", dataset="aflow"), "gather_rejected",
         "match_aflow_hq", *stage1(), *runs("train", steps=["III"]), *runs("evaluate_run", steps=["III"]),
         *trust(steps=["III"]), *PROTOCOL_TABLES, *figures("agl_vs_abinitio"), *heldout(steps=["III"]),
-        *REPRESENTED,
+        *REPRESENTED, *finetuned(steps=["III"], stage1=HELDOUT_SEEDS),
     }  # fmt: skip
 
 
