@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import lightning as pl
 import numpy as np
@@ -15,7 +16,7 @@ from kappaflow.training.checkpoint import load_trained, read_checkpoint
 from kappaflow.training.data import read_graphs, split_set
 from kappaflow.training.evaluate import evaluate_run
 from kappaflow.training.predict import predict_kappa
-from kappaflow.training.runner import partial_dir, train_run
+from kappaflow.training.runner import partial_dir, prepare_partial, train_run
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.training.splits import SplitError
 
@@ -140,6 +141,30 @@ def test_stage2_evaluation_uses_its_own_scaler(tiny_spec, tmp_path):
     # the recorded validation loss is the MAPE on κ with the stage-2 scaler
     mape = np.mean(np.abs(right - split.val.targets) / split.val.targets)
     assert stage2.best_val_loss == pytest.approx(mape, rel=1e-4)
+
+
+@dataclass
+class FileSpec:
+    """A run spec as the runners' (an ``out_dir``, files named in a dict and in a field)."""
+
+    out_dir: str
+    data_paths: dict[str, str]
+    init_checkpoint: str
+
+
+@pytest.mark.parametrize("changed", ["data", "checkpoint"])
+def test_a_partial_run_resumes_only_while_the_files_it_reads_are_unchanged(tmp_path, changed):
+    files = {"data": tmp_path / "dataset1.parquet", "checkpoint": tmp_path / "stage1.ckpt"}
+    for path in files.values():
+        path.write_bytes(b"first version")
+    spec = FileSpec(str(tmp_path / "run1"), {"dataset1": str(files["data"])}, str(files["checkpoint"]))
+    folder, last = prepare_partial(spec)
+    assert last is None
+    (folder / "last.ckpt").write_bytes(b"epoch 2")
+    assert prepare_partial(spec) == (folder, folder / "last.ckpt"), "same spec and files: the run resumes"
+    files[changed].write_bytes(b"second version")  # same spec, same paths, other content
+    folder, last = prepare_partial(spec)
+    assert last is None and not (folder / "last.ckpt").exists(), f"a changed {changed} file resumed stale state"
 
 
 def test_resume_equals_uninterrupted(tiny_spec, tmp_path):

@@ -9,12 +9,14 @@ domain is measured against, :mod:`kappaflow.domain`). Evaluating the run on test
 
 Resume state lives in the sibling folder ``<out_dir>.partial/`` (``last.ckpt``, the current best
 checkpoint and ``spec.json``), which is not a declared Snakemake output, so Snakemake does not delete
-it when a job fails or is killed. A rerun with the same spec resumes from ``last.ckpt``; a rerun with a
-different spec starts over. The folder is removed once the outputs are written.
+it when a job fails or is killed. A rerun with the same spec and the same input files (each file the spec
+names, compared by content: data tables, graphs, the stage-1 checkpoint) resumes from ``last.ckpt``; any
+other rerun starts over. The folder is removed once the outputs are written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -135,15 +137,38 @@ def build_model(spec: RunSpec) -> torch.nn.Module:
     return model
 
 
+def named_files(value: Any) -> list[Path]:
+    """The existing files that a spec's field values (strings, nested in dicts and lists) name."""
+    if isinstance(value, str):
+        return [Path(value)] if Path(value).is_file() else []
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [path for item in value for path in named_files(item)]
+    return []
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def prepare_partial(spec: Any) -> tuple[Path, Path | None]:
     """Create/validate the resume folder of a run spec dataclass with ``out_dir`` (:class:`RunSpec`,
-    :class:`~kappaflow.training.finetune.FinetuneSpec`); return it and ``last.ckpt`` when a matching one exists."""
+    :class:`~kappaflow.training.finetune.FinetuneSpec`); return it and ``last.ckpt`` when one of the same spec
+    and the same content of every file the spec names exists (folders it names are compared by name only)."""
     folder = partial_dir(spec.out_dir)
     spec_file = folder / "spec.json"
-    spec_json = json.dumps(asdict(spec), sort_keys=True, indent=1)
+    fields = asdict(spec)
+    inputs = {str(path): file_digest(path) for path in named_files(list(fields.values()))}
+    spec_json = json.dumps({"spec": fields, "input_sha256": inputs}, sort_keys=True, indent=1)
     last = folder / "last.ckpt"
     if folder.exists() and (not spec_file.is_file() or spec_file.read_text() != spec_json):
-        log.warning("%s holds state of a different run spec: starting over", folder)
+        log.warning("%s holds state of a different run spec or other input files: starting over", folder)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(spec_json)
