@@ -181,3 +181,32 @@ def test_each_fine_tuned_step_of_a_backbone_is_its_own_row() -> None:
     assert (second["paper_mape_mean"], third["paper_mape_mean"]) == (pytest.approx(0.1), pytest.approx(3.0))
     assert (second["heldout_mape"], third["heldout_mape"]) == (pytest.approx(0.2), pytest.approx(0.7))
     assert (second["verdict"], third["verdict"]) == ("better", "worse")
+
+
+def test_heldout_errors_are_paired_by_material_with_fine_tuned_megnet() -> None:
+    """Under the held-out protocol each material's out-of-fold error is paired with the reference's: a backbone
+    better on all 12 shared materials is better beyond noise, one that alternates around the reference is not,
+    and materials only one side predicted (or failed: status not ok) are not pairs."""
+    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
+    twelve = {0: [0.3] * 4, 1: [0.3] * 4, 2: [0.3] * 4}
+    reference = heldout_rows(twelve, step="II")
+    better = heldout_rows({fold: [0.1] * 4 for fold in twelve}, step="II", backbone="m3gnet")
+    extra = heldout_rows({3: [0.0]}, step="II", backbone="m3gnet")  # mp-3-0: the reference never predicted it
+    failed = better["id"] == "mp-0-0"
+    better.loc[failed, ["kappa_pred", "status"]] = [np.nan, "diverged"]
+    noise = [0.3 + (-1) ** i * 0.05 * (i + 1) for i in range(4)]
+    noisy = heldout_rows(dict.fromkeys(twelve, noise), step="II", backbone="noisy")
+    table = comparison_table(fine_tuned_per_run(), reference, [], [], no_throughput, None,
+                             pd.concat([better, extra, noisy], ignore_index=True))
+    fine = row(table, "m3gnet", "fine-tuned (step II)")
+    assert fine["heldout_vs_reference_n"] == 11 and fine["heldout_vs_reference_n_improved"] == 11
+    assert fine["heldout_vs_reference_median_diff"] == pytest.approx(-0.2)
+    assert fine["heldout_vs_reference_p"] == pytest.approx(2 / 2**11)  # exact two-sided: all 11 negative
+    assert fine["heldout_verdict"] == "better"
+    wobbly = row(table, "noisy", "fine-tuned (step II)")
+    assert wobbly["heldout_vs_reference_n"] == 12 and wobbly["heldout_vs_reference_p"] > 0.05
+    assert wobbly["heldout_verdict"] == "no difference beyond noise"
+    megnet = row(table, "megnet-2018-eform", "fine-tuned (step II)")
+    assert megnet["heldout_verdict"] == "reference" and math.isnan(megnet["heldout_vs_reference_p"])
+    text = comparison_markdown(table)
+    assert "| -0.200 (11/11, p 0.00098) | better |" in text
