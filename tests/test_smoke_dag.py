@@ -139,7 +139,8 @@ def test_backbones_are_compared(smoke_run: Path) -> None:
 def test_a_second_backbone_is_fine_tuned(smoke_run: Path) -> None:
     """config/smoke.yaml fine-tunes M3GNet-2018 (its own 5 Å graphs with three-body terms) on Dataset1 like steps
     II and III: each run predicts its validation split, the comparison pairs it with fine-tuned MEGNet by seed,
-    and its held-out fold ensembles predict every Dataset1 material once."""
+    and its held-out fold ensembles predict every Dataset1 material once, with a spread whose calibrated coverage
+    the comparison reports."""
     finetuned = smoke_run / "results" / "finetuned" / "m3gnet-2018-eform"
     megnet = pd.read_parquet(smoke_run / "results" / "models" / "stepII" / "Dataset1" / "run1" / "predictions.parquet")
     comparison = pd.read_csv(smoke_run / "results" / "tables" / "backbone_comparison.csv")
@@ -157,6 +158,8 @@ def test_a_second_backbone_is_fine_tuned(smoke_run: Path) -> None:
         heldout = pd.read_parquet(run.parent / "heldout_predictions.parquet")  # 2 folds × 2 member seeds, smoke.yaml
         assert sorted(heldout.id) == sorted(data.id) and set(heldout.fold) == {0, 1}
         assert (heldout.n_models == 2).all() and fine.heldout_mape.notna().all()
+        # the members' spread, calibrated across the two folds (NaN only where a member predicted κ ≤ 0)
+        assert heldout.log_std.notna().mean() > 0.5 and fine.heldout_coverage_1sigma.between(0, 1).all()
     stage1 = json.loads((finetuned / "stage1" / "aflow" / "run1" / "run.json").read_text())
     assert stage1["step"] == "stage1" and stage1["train_on"] == "AFLOW" and stage1["status"] == "ok"
     step3 = json.loads((finetuned / "stepIII" / "Dataset1" / "run1" / "run.json").read_text())

@@ -190,5 +190,10 @@ def test_heldout_ensemble_averages_the_usable_members() -> None:
     table = heldout_ensemble(members)
     assert list(table.columns) == ENSEMBLE_COLUMNS
     assert table["kappa_pred"].tolist() == [2.0, 3.0, 4.0] and (table["n_models"] == 2).all()
+    # the spread of the usable members' log10 κ (sample std of two values: |difference| / √2)
+    expected = np.abs(np.log10([3.0, 4.0, 5.0]) - np.log10([1.0, 2.0, 3.0])) / np.sqrt(2)
+    np.testing.assert_allclose(table["log_std"].to_numpy(), expected, rtol=1e-12)
     failed = heldout_ensemble([member(1, [1.0, 1.0, 1.0], "diverged")])
     assert failed["kappa_pred"].isna().all() and set(failed["status"]) == {"diverged"}
+    single = heldout_ensemble([member(1, [1.0, -0.5, 3.0]), member(2, [1.5, 2.0, 3.0])])
+    assert single["log_std"].isna().tolist() == [False, True, False], "one physical member has no spread"

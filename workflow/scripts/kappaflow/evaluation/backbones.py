@@ -5,7 +5,10 @@ trees, under the paper's protocol and the held-out protocol.
 One row per (backbone, way, training set): MAPE on the training set's own test set over seeds, the pooled
 held-out MAPE, fit time per run, representation throughput, and two paired comparisons with the reference,
 fine-tuned MEGNet (step II) on the same training set: the paper protocol's runs paired by seed, and the held-out
-protocol's out-of-fold predictions paired by material (absolute percentage errors).
+protocol's out-of-fold predictions paired by material (absolute percentage errors: their mean difference is the
+difference in held-out MAPE, tested by sign flips). Ways whose held-out fold
+ensembles carry a spread (``log_std``: the fine-tuned ones) also get the coverage of their calibrated ±1σ and ±2σ
+intervals, cross-fitted over folds as :mod:`kappaflow.calibration` does for MEGNet.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy.stats import wilcoxon
+from scipy.stats import permutation_test, wilcoxon
 
+from kappaflow.calibration import cross_fitted
 from kappaflow.evaluation.metrics import metric_frame
 from kappaflow.evaluation.results_doc import ALPHA
 from kappaflow.evaluation.tables import DDOF, SET_ORDER, _cell, _markdown, _num
@@ -38,17 +42,22 @@ RUN_COLUMNS = [*KEYS, "run", "mape", "fit_s"]
 #: MAPE differences this small are ties (0): rounding, not a difference between two ways.
 TIE = 1.0e-9
 VS_REFERENCE = ["vs_reference_median_diff", "vs_reference_n_improved", "vs_reference_p"]
-#: The held-out comparison: per material, the row's absolute percentage error minus the reference's.
-HELDOUT_VS_REFERENCE = ["heldout_vs_reference_median_diff", "heldout_vs_reference_n_improved",
+#: The held-out comparison: per material, the row's absolute percentage error minus the reference's; their mean
+#: (the MAPE difference on the paired materials), how many improved, how many pairs, the sign-flip test's p.
+HELDOUT_VS_REFERENCE = ["heldout_vs_reference_mean_diff", "heldout_vs_reference_n_improved",
                         "heldout_vs_reference_n", "heldout_vs_reference_p"]
+#: Sign-flip resamples of the held-out test (exact when 2^pairs is fewer) and their seed, for reproducible p.
+PERMUTATIONS, PERMUTATION_SEED = 9999, 0
 #: The comparison columns of the reference itself.
 NO_COMPARISON = dict.fromkeys(VS_REFERENCE, math.nan)
 NO_HELDOUT_COMPARISON = dict.fromkeys(HELDOUT_VS_REFERENCE, math.nan)
-COLUMNS = [*KEYS, "paper_mape_mean", "paper_mape_std", "paper_runs", "heldout_mape", "fit_s_median",
+#: Cross-fitted coverage of the calibrated ±1σ and ±2σ intervals of the held-out fold ensembles.
+COVERAGE = ["heldout_coverage_1sigma", "heldout_coverage_2sigma"]
+COLUMNS = [*KEYS, "paper_mape_mean", "paper_mape_std", "paper_runs", "heldout_mape", *COVERAGE, "fit_s_median",
            "structures_per_s", "throughput_ratio", *VS_REFERENCE, "verdict", *HELDOUT_VS_REFERENCE,
            "heldout_verdict"]
-#: Columns of the held-out rows the table reads.
-HELDOUT_COLUMNS = [*KEYS, "id", "kappa_true", "kappa_pred", "status"]
+#: Columns of the held-out rows the table reads (``log_std`` NaN where a way has no ensemble spread).
+HELDOUT_COLUMNS = [*KEYS, "fold", "id", "kappa_true", "kappa_pred", "log_std", "status"]
 
 
 def fine_tuned_runs(per_run: pd.DataFrame) -> pd.DataFrame:
@@ -75,6 +84,20 @@ def pooled_heldout(predictions: pd.DataFrame) -> pd.DataFrame:
     that carry ``backbone`` and ``way``."""
     ok = predictions[predictions["status"] == OK]
     return metric_frame(ok, by=KEYS)[[*KEYS, "mape"]].rename(columns={"mape": "heldout_mape"})
+
+
+def heldout_coverage(predictions: pd.DataFrame) -> pd.DataFrame:
+    """``backbone, way, train_on`` and :data:`COVERAGE` of held-out rows: each fold's rows judged with the
+    calibration factor fitted on the other folds (:func:`kappaflow.calibration.cross_fitted`); NaN where no row
+    could be judged (no spread, or a single fold)."""
+    records = []
+    for key, group in predictions.groupby(KEYS, sort=False):
+        cross = cross_fitted(group.assign(step=key[1]).reset_index(drop=True))
+        judged = cross[np.isfinite(cross["z"])]
+        shares = [float(judged[column].mean()) if len(judged) else math.nan
+                  for column in ("within_1sigma", "within_2sigma")]
+        records.append(dict(zip([*KEYS, *COVERAGE], [*key, *shares], strict=True)))
+    return pd.DataFrame(records, columns=[*KEYS, *COVERAGE])
 
 
 def heldout_errors(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -120,13 +143,24 @@ def paired_with_reference(runs: pd.DataFrame, reference: pd.DataFrame) -> dict[s
     return dict(zip(VS_REFERENCE, paired_summary(paired_differences(runs, reference, "run", "mape")), strict=True))
 
 
+def sign_flip_p(diff: np.ndarray) -> float:
+    """Two-sided p of a paired sign-flip permutation test of the mean difference (NaN for fewer than 2 pairs or
+    all differences 0): unlike a rank test it asks what MAPE asks, whether the mean error differs."""
+    if len(diff) < 2 or not np.any(diff != 0):
+        return math.nan
+    result = permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=PERMUTATIONS,
+                              alternative="two-sided", rng=np.random.default_rng(PERMUTATION_SEED))
+    return float(result.pvalue)
+
+
 def heldout_paired_with_reference(errors: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
     """:data:`HELDOUT_VS_REFERENCE`: out-of-fold absolute percentage errors (:func:`heldout_errors`, row −
     reference), paired by material."""
     diff = paired_differences(errors, reference, "id", "ape")
-    median, improved, p = paired_summary(diff)
-    return dict(zip(HELDOUT_VS_REFERENCE, (median, improved, float(len(diff)) if len(diff) else math.nan, p),
-                    strict=True))
+    if not len(diff):
+        return dict(NO_HELDOUT_COMPARISON)
+    values = (float(diff.mean()), float((diff < 0).sum()), float(len(diff)), sign_flip_p(diff))
+    return dict(zip(HELDOUT_VS_REFERENCE, values, strict=True))
 
 
 def verdict(is_reference: bool, median_diff: float, p: float) -> str:
@@ -144,10 +178,10 @@ def _concat(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> pd.DataFr
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns))
 
 
-def _row(key: tuple[str, str, str], runs: pd.DataFrame, reference: pd.DataFrame, pooled: pd.Series,
+def _row(key: tuple[str, str, str], runs: pd.DataFrame, reference: pd.DataFrame, pooled: pd.DataFrame,
          rates: pd.Series, errors: pd.DataFrame, reference_errors: pd.DataFrame) -> dict[str, object]:
     """One row of :func:`comparison_table`: ``runs`` are the key's paper runs, ``reference`` the reference's,
-    ``pooled`` the held-out MAPEs by key, ``rates`` the throughputs by backbone, ``errors`` and
+    ``pooled`` the held-out MAPEs and coverages by key, ``rates`` the throughputs by backbone, ``errors`` and
     ``reference_errors`` the key's and the reference's out-of-fold errors (:func:`heldout_errors`)."""
     backbone, way, _ = key
     mapes = runs["mape"].to_numpy(dtype=float)
@@ -160,14 +194,14 @@ def _row(key: tuple[str, str, str], runs: pd.DataFrame, reference: pd.DataFrame,
         "paper_mape_mean": float(mapes.mean()) if mapes.size else math.nan,
         "paper_mape_std": float(np.std(mapes, ddof=DDOF)) if mapes.size > DDOF else math.nan,
         "paper_runs": int(mapes.size),
-        "heldout_mape": pooled.get(key, math.nan),
+        **{column: pooled[column].get(key, math.nan) for column in ["heldout_mape", *COVERAGE]},
         "fit_s_median": float(runs["fit_s"].median()) if len(runs) else math.nan,
         "structures_per_s": rate,
         "throughput_ratio": rate / rates.get(REFERENCE_BACKBONE, math.nan),
         **paired,
         "verdict": verdict(is_reference, paired["vs_reference_median_diff"], paired["vs_reference_p"]),
         **heldout,
-        "heldout_verdict": verdict(is_reference, heldout["heldout_vs_reference_median_diff"],
+        "heldout_verdict": verdict(is_reference, heldout["heldout_vs_reference_mean_diff"],
                                    heldout["heldout_vs_reference_p"]),
     }
 
@@ -196,8 +230,8 @@ def comparison_table(
                     *(frame.assign(way=FROZEN_WAY) for frame in frozen_heldout)]
     if fine_tuned_heldout is not None:
         heldout_rows.append(fine_tuned_heldout.assign(way=fine_tuned_heldout["step"].map(FINE_TUNED_WAYS)))
-    heldout = _concat(heldout_rows, HELDOUT_COLUMNS)
-    pooled = pooled_heldout(heldout).set_index(KEYS)["heldout_mape"]
+    heldout = _concat(heldout_rows, HELDOUT_COLUMNS).reindex(columns=HELDOUT_COLUMNS)
+    pooled = pooled_heldout(heldout).merge(heldout_coverage(heldout), on=KEYS, how="left").set_index(KEYS)
     errors = {key: group for key, group in heldout_errors(heldout).groupby(KEYS, sort=False)}
     groups = {key: group for key, group in runs.groupby(KEYS, sort=False)}
     keys = list(dict.fromkeys([*groups, *pooled.index]))
@@ -224,13 +258,14 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         p = f"{row.vs_reference_p:.2g}" if np.isfinite(row.vs_reference_p) else "—"
         rows.append([
             row.train_on, row.backbone, row.way, _cell(row.paper_mape_mean, row.paper_mape_std),
-            str(row.paper_runs), _num(row.heldout_mape, 2), _num(row.fit_s_median, 1),
+            str(row.paper_runs), _num(row.heldout_mape, 2), _coverage_cell(row), _num(row.fit_s_median, 1),
             _num(row.structures_per_s, 1), _num(row.throughput_ratio, 2), diff, improved, p, row.verdict,
             _heldout_cell(row), row.heldout_verdict,
         ])
-    header = ["train on", "backbone", "way", "MAPE, mean (std)", "runs", "held-out MAPE", "fit s (median)",
+    header = ["train on", "backbone", "way", "MAPE, mean (std)", "runs", "held-out MAPE", "±1σ / ±2σ coverage",
+              "fit s (median)",
               "structures/s", "× MEGNet", "Δ median vs reference", "improved", "p", "verdict",
-              "held-out Δ median APE (improved/materials, p)", "held-out verdict"]
+              "held-out Δ MAPE (improved/materials, p)", "held-out verdict"]
     body = _markdown(header, rows)
     note = (
         "Ways: fine-tuned, the network trained end to end (step II from the pretrained backbone, step III "
@@ -243,18 +278,29 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         "the same training set, runs paired by seed: median MAPE difference (negative: better), seeds "
         f"improved and the two-sided Wilcoxon signed-rank p; better or worse only when p < {ALPHA}, and no "
         "winner is claimed within noise. Under the held-out protocol the pairs are materials: each material's "
-        "absolute percentage error out of fold minus the reference's, with the same test and rule. MAPE as a "
-        "fraction; throughput: structures represented per second, and its ratio to MEGNet's."
+        "absolute percentage error out of fold minus the reference's, their mean (the difference in MAPE) tested "
+        "by a paired sign-flip permutation test, with the same rule. Coverage: "
+        "the share of held-out materials within the fold ensemble's calibrated ±1σ and ±2σ intervals (log10 κ; "
+        "the factor fitted on the other folds; a calibrated ensemble covers about 0.68 and 0.95), for ways "
+        "with an ensemble spread. MAPE as a fraction; throughput: structures represented per second, and its "
+        "ratio to MEGNet's."
     )
     return f"## Backbones compared\n\n{body}\n\n{note}\n"
 
 
+def _coverage_cell(row: Any) -> str:
+    """``0.67 / 0.93``: a row's held-out coverage; ``—`` without one."""
+    if not np.isfinite(row.heldout_coverage_1sigma):
+        return "—"
+    return f"{row.heldout_coverage_1sigma:.2f} / {row.heldout_coverage_2sigma:.2f}"
+
+
 def _heldout_cell(row: Any) -> str:
     """``+0.012 (40/95, p 0.3)`` for a row's held-out comparison; ``—`` without one."""
-    if not np.isfinite(row.heldout_vs_reference_median_diff):
+    if not np.isfinite(row.heldout_vs_reference_mean_diff):
         return "—"
     p = f"{row.heldout_vs_reference_p:.2g}" if np.isfinite(row.heldout_vs_reference_p) else "—"
-    return (f"{row.heldout_vs_reference_median_diff:+.3f} ({int(row.heldout_vs_reference_n_improved)}/"
+    return (f"{row.heldout_vs_reference_mean_diff:+.3f} ({int(row.heldout_vs_reference_n_improved)}/"
             f"{int(row.heldout_vs_reference_n)}, p {p})")
 
 

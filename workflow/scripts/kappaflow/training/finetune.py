@@ -51,6 +51,7 @@ from kappaflow.training.module import CKPT_KEY, KappaModule, LoaderState
 from kappaflow.training.runner import HISTORY_COLUMNS, best_of, prepare_partial
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.training.splits import split_indices
+from kappaflow.trust import log_spread
 
 log = logging.getLogger(__name__)
 
@@ -295,20 +296,26 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
 
 
 #: One row per material of a held-out set: the mean κ of its fold's usable members.
-ENSEMBLE_COLUMNS = ["step", "backbone", "train_on", "fold", "id", "formula", "kappa_true", "kappa_pred", "n_models",
-                    "status"]
+ENSEMBLE_COLUMNS = ["step", "backbone", "train_on", "fold", "id", "formula", "kappa_true", "kappa_pred", "log_std",
+                    "n_models", "status"]
+
+
+def member_spread(kappa: pd.Series) -> float:
+    """:func:`kappaflow.trust.log_spread` of one material's member predictions."""
+    return float(log_spread(kappa.to_numpy(dtype=float)[:, None])[0])
 
 
 def heldout_ensemble(runs: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Every fold's members (held-out run predictions, :data:`HELDOUT_COLUMNS`) joined into the fold ensemble's
     predictions: the mean κ of the members that neither collapsed nor diverged (as ``kappaflow predict`` and
-    the MEGNet fold ensembles leave those out); a material whose fold has no usable member keeps NaN and the
-    members' status."""
+    the MEGNet fold ensembles leave those out) and their spread ``log_std`` (:func:`kappaflow.trust.log_spread`:
+    std of log10 κ, NaN with fewer than two physical members); a material whose fold has no usable member keeps
+    NaN and the members' status."""
     rows = pd.concat(runs, ignore_index=True)
     keys = ["step", "backbone", "train_on", "fold", "id", "formula", "kappa_true"]
     usable = rows[~rows["status"].isin(FAILED_STATUSES)]
-    mean = usable.groupby(keys, as_index=False, sort=False).agg(kappa_pred=("kappa_pred", "mean"),
-                                                               n_models=("kappa_pred", "size"))
+    mean = usable.groupby(keys, as_index=False, sort=False).agg(
+        kappa_pred=("kappa_pred", "mean"), log_std=("kappa_pred", member_spread), n_models=("kappa_pred", "size"))
     everything = rows.groupby(keys, as_index=False, sort=False).agg(status=("status", "first"))
     table = everything.merge(mean, on=keys, how="left")
     table["n_models"] = table["n_models"].fillna(0).astype(int)
