@@ -222,7 +222,8 @@ def test_smoke_jobs_run_under_slurm(
 ):
     workdir = tmp_path / "slurm_run"
     started = time.monotonic()
-    out = smoke_snakemake(workdir, *SLURM_TARGETS, "--profile", str(TEST_PROFILE_DIR), timeout_s=SLURM_RUN_TIMEOUT_S)
+    # targets after --profile: right after --configfile they would be read as more config files
+    out = smoke_snakemake(workdir, "--profile", str(TEST_PROFILE_DIR), *SLURM_TARGETS, timeout_s=SLURM_RUN_TIMEOUT_S)
     print(f"smoke jobs under SLURM: {time.monotonic() - started:.0f} s")
 
     # Every job that did not run on the submit host went through sbatch, and its SLURM log is kept.
