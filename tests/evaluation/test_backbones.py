@@ -11,6 +11,8 @@ SEEDS = range(9)
 TRUE = np.array([1.0, 2.0, 4.0, 10.0])
 REFERENCE = ("megnet-2018-eform", "fine-tuned (step II)")
 FROZEN = "frozen + GBT"
+#: Throughput of a comparison without frozen representations.
+NO_THROUGHPUT = pd.DataFrame(columns=["backbone", "structures", "seconds"])
 
 
 def reference_mape(seed: int) -> float:
@@ -135,8 +137,7 @@ def test_no_difference_beyond_noise(table: pd.DataFrame) -> None:
 
 
 def test_without_heldout_or_frozen() -> None:
-    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
-    table = comparison_table(fine_tuned_per_run(), None, [], [], no_throughput)
+    table = comparison_table(fine_tuned_per_run(), None, [], [], NO_THROUGHPUT)
     assert table["way"].tolist() == ["fine-tuned (step II)", "fine-tuned (step III)"]
     assert table["heldout_mape"].isna().all()
 
@@ -154,11 +155,10 @@ def test_markdown(table: pd.DataFrame) -> None:
 def test_fine_tuned_backbones_are_paired_with_fine_tuned_megnet() -> None:
     """Another backbone fine-tuned like step II: its own row of that way, its collapsed run left out, compared
     by seed with MEGNet's step II, its held-out fold ensembles pooled; no throughput (the representation's)."""
-    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
     runs = frozen_paper("m3gnet", dict.fromkeys(SEEDS, 0.1)).assign(step="II")
     runs.loc[(runs["run"] == 8), "status"] = "collapsed"
     heldout = heldout_rows({0: [0.2, -0.2], 1: [0.2]}, step="II", backbone="m3gnet")
-    table = comparison_table(fine_tuned_per_run(), None, [], [], no_throughput, runs, heldout)
+    table = comparison_table(fine_tuned_per_run(), None, [], [], NO_THROUGHPUT, runs, heldout)
     fine = row(table, "m3gnet", "fine-tuned (step II)")
     assert fine["paper_runs"] == 8 and fine["paper_mape_mean"] == pytest.approx(0.1)
     assert fine["heldout_mape"] == pytest.approx(0.2)
@@ -171,12 +171,11 @@ def test_fine_tuned_backbones_are_paired_with_fine_tuned_megnet() -> None:
 def test_each_fine_tuned_step_of_a_backbone_is_its_own_row() -> None:
     """Steps II and III of another backbone: one row each (the way named by the predictions' step), each with its
     own runs and held-out fold ensembles, both compared with MEGNet's step II."""
-    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
     runs = pd.concat([frozen_paper("m3gnet", dict.fromkeys(SEEDS, 0.1)).assign(step="II"),
                       frozen_paper("m3gnet", dict.fromkeys(SEEDS, 3.0)).assign(step="III")], ignore_index=True)
     heldout = pd.concat([heldout_rows({0: [0.2]}, step="II", backbone="m3gnet"),
                          heldout_rows({0: [0.7]}, step="III", backbone="m3gnet")], ignore_index=True)
-    table = comparison_table(fine_tuned_per_run(), None, [], [], no_throughput, runs, heldout)
+    table = comparison_table(fine_tuned_per_run(), None, [], [], NO_THROUGHPUT, runs, heldout)
     second, third = row(table, "m3gnet", "fine-tuned (step II)"), row(table, "m3gnet", "fine-tuned (step III)")
     assert (second["paper_mape_mean"], third["paper_mape_mean"]) == (pytest.approx(0.1), pytest.approx(3.0))
     assert (second["heldout_mape"], third["heldout_mape"]) == (pytest.approx(0.2), pytest.approx(0.7))
@@ -187,7 +186,6 @@ def test_heldout_errors_are_paired_by_material_with_fine_tuned_megnet() -> None:
     """Under the held-out protocol each material's out-of-fold error is paired with the reference's: a backbone
     better on all 11 shared materials is better beyond noise, one that alternates around the reference is not,
     and materials only one side predicted (or failed: status not ok) are not pairs."""
-    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
     twelve = {0: [0.3] * 4, 1: [0.3] * 4, 2: [0.3] * 4}
     reference = heldout_rows(twelve, step="II")
     better = heldout_rows({fold: [0.1] * 4 for fold in twelve}, step="II", backbone="m3gnet")
@@ -196,7 +194,7 @@ def test_heldout_errors_are_paired_by_material_with_fine_tuned_megnet() -> None:
     better.loc[failed, ["kappa_pred", "status"]] = [np.nan, "diverged"]
     noise = [0.3 + (-1) ** i * 0.05 * (i + 1) for i in range(4)]
     noisy = heldout_rows(dict.fromkeys(twelve, noise), step="II", backbone="noisy")
-    table = comparison_table(fine_tuned_per_run(), reference, [], [], no_throughput, None,
+    table = comparison_table(fine_tuned_per_run(), reference, [], [], NO_THROUGHPUT, None,
                              pd.concat([better, extra, noisy], ignore_index=True))
     fine = row(table, "m3gnet", "fine-tuned (step II)")
     assert fine["heldout_vs_reference_n"] == 11 and fine["heldout_vs_reference_n_improved"] == 11
@@ -216,7 +214,6 @@ def test_calibrated_coverage_of_fine_tuned_fold_ensembles_is_cross_fitted() -> N
     """Three folds of four materials whose |log10 error| / spread are known: each fold judged with the factor
     fitted on the other two (the 68.3 % quantile of their eight ratios) covers 3, 2 and 3 of its 4 materials
     within ±1σ, all within ±2σ; a way without a spread (frozen) has no coverage."""
-    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
     ratios = {0: [1.0, 2.0, 3.0, 4.0], 1: [1.5, 2.5, 3.5, 4.5], 2: [1.2, 2.2, 3.2, 4.2]}
     sigma = 0.05
     frames = []
@@ -227,7 +224,7 @@ def test_calibrated_coverage_of_fine_tuned_fold_ensembles_is_cross_fitted() -> N
             "kappa_pred": 2.0 * 10 ** (sigma * np.asarray(values) * (-1) ** fold), "log_std": sigma, "status": "ok"}))
     fine_heldout = pd.concat(frames, ignore_index=True)
     frozen = heldout_rows({0: [0.1], 1: [0.2]}, step="frozen", backbone="m3gnet", seed=1)
-    table = comparison_table(fine_tuned_per_run(), None, [], [frozen], no_throughput, None, fine_heldout)
+    table = comparison_table(fine_tuned_per_run(), None, [], [frozen], NO_THROUGHPUT, None, fine_heldout)
     fine = row(table, "m3gnet", "fine-tuned (step II)")
     assert fine["heldout_coverage_1sigma"] == pytest.approx(8 / 12)
     assert fine["heldout_coverage_2sigma"] == pytest.approx(1.0)
@@ -238,11 +235,10 @@ def test_calibrated_coverage_of_fine_tuned_fold_ensembles_is_cross_fitted() -> N
 def test_the_heldout_verdict_follows_the_mean_error_not_the_typical_one() -> None:
     """Better on most materials but far worse on a few: the held-out MAPE is worse, and so is the verdict (a rank
     test of the median would not say so)."""
-    no_throughput = pd.DataFrame(columns=["backbone", "structures", "seconds"])
     reference = heldout_rows({fold: [0.3] * 4 for fold in range(8)}, step="II")
     mostly = {fold: [0.25, 0.25, 0.25, 3.0] for fold in range(8)}  # 24 materials 0.05 better, 8 of them 2.7 worse
     other = heldout_rows(mostly, step="II", backbone="m3gnet")
-    table = comparison_table(fine_tuned_per_run(), reference, [], [], no_throughput, None, other)
+    table = comparison_table(fine_tuned_per_run(), reference, [], [], NO_THROUGHPUT, None, other)
     fine = row(table, "m3gnet", "fine-tuned (step II)")
     assert fine["heldout_mape"] > row(table, "megnet-2018-eform", "fine-tuned (step II)")["heldout_mape"]
     assert fine["heldout_vs_reference_mean_diff"] == pytest.approx((24 * -0.05 + 8 * 2.7) / 32)

@@ -163,12 +163,13 @@ def heldout_paired_with_reference(errors: pd.DataFrame, reference: pd.DataFrame)
     return dict(zip(HELDOUT_VS_REFERENCE, values, strict=True))
 
 
-def verdict(is_reference: bool, median_diff: float, p: float) -> str:
-    """``reference``; ``better`` or ``worse`` when p < :data:`ALPHA`; else no difference beyond noise."""
+def verdict(is_reference: bool, diff: float, p: float) -> str:
+    """``reference``; ``better`` or ``worse`` (by the sign of the tested difference, row − reference) when
+    p < :data:`ALPHA`; else no difference beyond noise."""
     if is_reference:
         return "reference"
-    if p < ALPHA and median_diff != 0:
-        return "better" if median_diff < 0 else "worse"
+    if p < ALPHA and diff != 0:
+        return "better" if diff < 0 else "worse"
     return "no difference beyond noise"
 
 
@@ -263,8 +264,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
             _heldout_cell(row), row.heldout_verdict,
         ])
     header = ["train on", "backbone", "way", "MAPE, mean (std)", "runs", "held-out MAPE", "±1σ / ±2σ coverage",
-              "fit s (median)",
-              "structures/s", "× MEGNet", "Δ median vs reference", "improved", "p", "verdict",
+              "fit s (median)", "structures/s", "× MEGNet", "Δ median vs reference", "improved", "p", "verdict",
               "held-out Δ MAPE (improved/materials, p)", "held-out verdict"]
     body = _markdown(header, rows)
     note = (

@@ -16,8 +16,12 @@ _FIELD_SEPARATOR = "\x1f"
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 (hex) of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks (graph tables and checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def text_sha256(text: str) -> str:

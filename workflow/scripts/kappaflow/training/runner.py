@@ -16,7 +16,6 @@ other rerun starts over. The folder is removed once the outputs are written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -52,6 +51,7 @@ from kappaflow.training.predict import predict_kappa, predict_kappa_features
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.protocol import DIVERGED, OK, relative_spread, sources_of
 from kappaflow.provenance import provenance
+from kappaflow.sources.checksums import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +148,6 @@ def named_files(value: Any) -> list[Path]:
     return []
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def prepare_partial(spec: Any) -> tuple[Path, Path | None]:
     """Create/validate the resume folder of a run spec dataclass with ``out_dir`` (:class:`RunSpec`,
     :class:`~kappaflow.training.finetune.FinetuneSpec`); return it and ``last.ckpt`` when one of the same spec
@@ -164,7 +155,7 @@ def prepare_partial(spec: Any) -> tuple[Path, Path | None]:
     folder = partial_dir(spec.out_dir)
     spec_file = folder / "spec.json"
     fields = asdict(spec)
-    inputs = {str(path): file_digest(path) for path in named_files(list(fields.values()))}
+    inputs = {str(path): file_sha256(path) for path in named_files(list(fields.values()))}
     spec_json = json.dumps({"spec": fields, "input_sha256": inputs}, sort_keys=True, indent=1)
     last = folder / "last.ckpt"
     if folder.exists() and (not spec_file.is_file() or spec_file.read_text() != spec_json):
