@@ -81,10 +81,7 @@ def write_trust_files(folder: Path, calibration: dict | None) -> None:
 
     runs = sorted(path.parent for path in folder.glob("run*/best.ckpt"))
     info = json.loads((runs[0] / "run.json").read_text())
-    heldout = None
-    if calibration is not None:
-        heldout = folder / "heldout_trust.json"
-        heldout.write_text(json.dumps({f"step{info['step']}/{info['train_on']}": calibration}))
+    heldout = None if calibration is None else {f"step{info['step']}/{info['train_on']}": calibration}
     write_ensemble_trust([run / "run.json" for run in runs], [run / "features.parquet" for run in runs], heldout,
                          "" if heldout else "no held-out folds (test ensemble)", folder / "domain.parquet",
                          folder / "trust.json")

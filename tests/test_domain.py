@@ -63,6 +63,11 @@ def test_domain_frame_round_trip(tmp_path) -> None:
     np.testing.assert_allclose(nearest(reference, FEATURES)["nearest_distance"], 0.0, atol=1e-12)
     with pytest.raises(ValueError, match="run9"):
         reference_of(again, ["run1", "run9"])
-    other = features_frame(IDS[::-1], FORMULAS[::-1], KAPPA[::-1], ["train"] * 40, FEATURES[0][::-1])
+    # a run whose split ordered the materials otherwise is aligned by id
+    reordered = features_frame(IDS[::-1], FORMULAS[::-1], KAPPA[::-1], ["train"] * 40, FEATURES[1][::-1])
+    aligned = domain_frame({"run1": files["run1"], "run2": reordered})
+    assert aligned["id"].tolist() == IDS
+    np.testing.assert_array_equal(np.stack(aligned["features_run2"].to_numpy()), FEATURES[1])
+    other = features_frame(IDS[1:], FORMULAS[1:], KAPPA[1:], ["train"] * 39, FEATURES[0][1:])
     with pytest.raises(ValueError, match="other materials"):
         domain_frame({"run1": files["run1"], "run2": other})

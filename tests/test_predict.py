@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from _predict_helpers import write_bad_structures
-from _tiny_ensemble import tiny_models, tiny_trusted_models
+from _tiny_ensemble import tiny_models, tiny_trusted_models, write_trust_files
 from kappaflow.graphs import structure_to_record
 from kappaflow.inputs import Item, read_inputs
 from kappaflow.predict import (
@@ -206,6 +206,25 @@ def test_a_fine_tuned_backbone_ensemble_predicts_with_its_own_graphs(
     assert table["error"][:3].isna().all() and (table["n_models"][:3] == 2).all()
     assert "Am" in table["error"][3] and table["n_models"][3] == 0
     assert not table["calibrated"][:3].any() and table["calibration_note"][0].startswith("no domain.parquet")
+
+
+def test_a_fine_tuned_backbone_ensemble_with_its_trust_files(
+    finetuned_models: Path, tmp_path: Path, mirror_dir: Path
+) -> None:
+    """domain.parquet and trust.json as rule finetune_trust writes them beside a fine-tuned backbone's ensemble:
+    a material it trained on is its own nearest neighbour in that backbone's representation, in the domain, and
+    the interval is calibrated."""
+    folder = tmp_path / "trusted"
+    shutil.copytree(finetuned_models, folder)
+    write_trust_files(folder, {"scale": 1.5, "domain_threshold": 3.0, "domain_note": "test"})
+    assert json.loads((folder / "trust.json").read_text())["ensemble"] == "m3gnet-2018-eform/stepII/Dataset1"
+    trained_on = pd.read_parquet(folder / "run1" / "features.parquet")
+    mp_id = trained_on["id"][trained_on["part"] == "train"].iloc[0]
+    structure = Structure.from_file(mirror_dir / "mp" / "structures" / f"{mp_id}.json")
+    ensemble = load_ensemble(folder, pretrained_root=mirror_dir / "pretrained")
+    row = predict_items([Item(mp_id, structure=structure)], ensemble).iloc[0]
+    assert row["nearest_id"] == mp_id and row["nearest_distance"] < 1e-3 and row["in_domain"]
+    assert row["calibrated"] and row["kappa_low_wmk"] < row["pred_mean_wmk"] < row["kappa_high_wmk"]
 
 
 def test_a_fine_tuned_backbone_without_its_pretrained_files_is_one_clear_error(

@@ -95,7 +95,8 @@ def finetuned(
     steps: Iterable[str] = FINETUNED_STEPS, stage1: Iterable[int] = (),
 ) -> set[str]:
     """A fine-tuned backbone's jobs on Dataset1 for each of ``steps``: its paper run (seed 1), its held-out members
-    and fold ensembles; and its stage-1 runs of the seeds ``stage1``."""
+    and fold ensembles, the ensemble's trust files (its domain and its calibration from those folds); and its
+    stage-1 runs of the seeds ``stage1``."""
     jobs = {job("finetune_stage1", backbone=backbone, seed=seed) for seed in stage1}
     for step in steps:
         jobs |= {job("finetune_heldout_run", backbone=backbone, step=step, train_on="Dataset1", fold=fold, seed=seed)
@@ -103,6 +104,7 @@ def finetuned(
         if paper:
             jobs.add(job("finetune_backbone", backbone=backbone, step=step, train_on="Dataset1", seed=1))
         jobs.add(job("finetune_heldout_ensemble", backbone=backbone, step=step, train_on="Dataset1"))
+        jobs.add(job("finetune_trust", backbone=backbone, step=step, train_on="Dataset1"))
     return jobs
 
 
@@ -229,6 +231,12 @@ CONFIG_CASES: dict[str, tuple[str, set[str]]] = {
     "change finetune.stage1_epochs": (
         "model: {finetune: {stage1_epochs: 3}}\n",
         {*finetuned(steps=["III"], stage1=HELDOUT_SEEDS), "backbone_comparison", *DOC},
+    ),
+    # the domain thresholds of MEGNet's and the fine-tuned backbone's ensembles, and what reads them
+    "change heldout.domain_error_factor": (
+        "heldout: {domain_error_factor: 2.0}\n",
+        {"heldout_calibration", *trust(sets=HELDOUT_SETS), *PROTOCOL_TABLES, *SCAN,
+         *(job("finetune_trust", backbone=FINETUNED, step=step, train_on="Dataset1") for step in FINETUNED_STEPS)},
     ),
     # a new member of every fold's ensemble (step III: with the stage-1 run of its seed)
     "add a held-out seed": (

@@ -160,6 +160,15 @@ def test_a_second_backbone_is_fine_tuned(smoke_run: Path) -> None:
         assert (heldout.n_models == 2).all() and fine.heldout_mape.notna().all()
         # the members' spread, calibrated across the two folds (NaN only where a member predicted κ ≤ 0)
         assert heldout.log_std.notna().mean() > 0.5 and fine.heldout_coverage_1sigma.between(0, 1).all()
+        # each test material's closest training material of its fold, in the backbone's fine-tuned representation
+        assert heldout.nearest_id.notna().all() and (heldout.nearest_id != heldout.id).all()
+        assert (heldout.nearest_distance > 0).all()
+        # what kappaflow predict reads beside the ensemble: its domain, calibrated by those folds
+        trust = json.loads((run.parent / "trust.json").read_text())
+        assert trust["ensemble"] == f"m3gnet-2018-eform/step{step}/Dataset1" and trust["runs"] == ["run1"]
+        assert trust["scale"] > 0 and trust["domain_threshold"] > 0, trust
+        domain = pd.read_parquet(run.parent / "domain.parquet")
+        assert sorted(domain.id) == sorted(data.id) and "features_run1" in domain.columns
     stage1 = json.loads((finetuned / "stage1" / "aflow" / "run1" / "run.json").read_text())
     assert stage1["step"] == "stage1" and stage1["train_on"] == "AFLOW" and stage1["status"] == "ok"
     step3 = json.loads((finetuned / "stepIII" / "Dataset1" / "run1" / "run.json").read_text())

@@ -33,11 +33,7 @@ def write_ensemble(folder: Path, heldout: dict | None, statuses=("ok", "ok", "di
         features_frame(IDS, IDS, KAPPA, ["train"] * 30, FEATURES[seed - 1]).to_parquet(run / "features.parquet")
         run_jsons.append(run / "run.json")
         features.append(run / "features.parquet")
-    heldout_path = None
-    if heldout is not None:
-        heldout_path = folder / "heldout_trust.json"
-        heldout_path.write_text(json.dumps(heldout))
-    return write_ensemble_trust(run_jsons, features, heldout_path, reason, folder / "domain.parquet",
+    return write_ensemble_trust(run_jsons, features, heldout, reason, folder / "domain.parquet",
                                 folder / "trust.json")
 
 

@@ -12,6 +12,7 @@ import torch
 from _schema import run_options
 from kappaflow.backbones import load_backbone
 from kappaflow.backbones.network import BackboneNet
+from kappaflow.domain import features_frame
 from kappaflow.graphs import STRUCTURE_SCHEMA, structure_to_record
 from kappaflow.heldout import fold_indices
 from kappaflow.training.finetune import (
@@ -83,7 +84,15 @@ def test_run_trains_the_backbone_and_predicts_its_validation_split(
     net, scaler = load_finetuned(out / "best.ckpt", pretrained_root)
     train, val, test, _ = split_parts(net.backbone, "Dataset1", graph_paths, 1, spec.val_fraction)
     assert test.materials.equals(val.materials)  # the paper's protocol reports its validation split
-    np.testing.assert_allclose(predict_part(net, scaler, val, 3), predictions["kappa_pred"], rtol=1e-5)
+    kappa, val_features = predict_part(net, scaler, val, 3)
+    np.testing.assert_allclose(kappa, predictions["kappa_pred"], rtol=1e-5)
+    # features.parquet: the best network's representation of every material it fitted on, by part
+    features = pd.read_parquet(out / "features.parquet")
+    assert sorted(features["id"]) == sorted(table["id"]) and set(features["part"]) == {"train", "val"}
+    assert sorted(features["id"][features["part"] == "val"]) == sorted(val_ids)
+    stored = np.stack(features.set_index("id").loc[val.materials["id"], "features"].to_numpy())
+    assert val_features.shape == stored.shape and val_features.shape[1] > 1
+    np.testing.assert_allclose(val_features, stored, rtol=1e-4, atol=1e-6)
     # fine-tuning trained the backbone itself, down to its first layer
     assert not torch.equal(first_weight(net.backbone.state_dict()), first_weight(pretrained))
 
@@ -138,6 +147,9 @@ def test_heldout_run_predicts_the_outer_fold_it_never_saw(
     parts = fold_indices(ids, 1, 3, 7, 2, spec.val_fraction)
     assert list(predictions.columns) == HELDOUT_COLUMNS
     assert sorted(predictions["id"]) == sorted(ids[parts.test]) and set(predictions["fold"]) == {1}
+    features = pd.read_parquet(Path(spec.out_dir) / "features.parquet")
+    assert sorted(features["id"]) == sorted(ids)
+    assert sorted(features["id"][features["part"] == "test"]) == sorted(ids[parts.test])
     info = json.loads((Path(spec.out_dir) / "run.json").read_text())
     assert (info["n_train"], info["n_val"], info["fold"]) == (len(parts.train), len(parts.val), 1)
 
@@ -180,20 +192,56 @@ def test_only_step_three_starts_from_a_stage1_checkpoint(
         make_spec(tmp_path, graph_paths, pretrained_root, step=step, init_checkpoint=init)
 
 
-def test_heldout_ensemble_averages_the_usable_members() -> None:
-    def member(seed: int, kappa: list[float], status: str = "ok") -> pd.DataFrame:
-        return pd.DataFrame({"step": "II", "backbone": BACKBONE, "train_on": "Dataset1", "fold": [0, 0, 1],
-                             "seed": seed, "id": ["a", "b", "c"], "formula": "X", "kappa_true": [1.0, 2.0, 3.0],
-                             "kappa_pred": kappa, "status": status, "fit_s": 1.0})
+#: Two folds of five materials on a line: fold 0 tests a and b, fold 1 tests c.
+MATERIALS = ["a", "b", "c", "d", "e"]
+POSITION = {"a": 0.0, "b": 1.0, "c": 2.1, "d": 3.3, "e": 4.6}
+FOLD_TEST = {0: ["a", "b"], 1: ["c"]}
+TRUE_KAPPA = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 5.0}
 
-    members = [member(1, [1.0, 2.0, 3.0]), member(2, [3.0, 4.0, 5.0]), member(3, [99.0, 99.0, 99.0], "collapsed")]
-    table = heldout_ensemble(members)
+
+def member(fold: int, seed: int, kappa: list[float], status: str = "ok") -> pd.DataFrame:
+    """One held-out run's predictions of its fold's test materials."""
+    ids = FOLD_TEST[fold]
+    return pd.DataFrame({"step": "II", "backbone": BACKBONE, "train_on": "Dataset1", "fold": fold, "seed": seed,
+                         "id": ids, "formula": [name.upper() for name in ids],
+                         "kappa_true": [TRUE_KAPPA[name] for name in ids], "kappa_pred": kappa, "status": status,
+                         "fit_s": 1.0})
+
+
+def member_features(fold: int, seed: int) -> pd.DataFrame:
+    """The run's features.parquet: materials on a line (member 2 scales it, and lists them in reverse)."""
+    ids = MATERIALS if seed == 1 else MATERIALS[::-1]
+    part = ["test" if name in FOLD_TEST[fold] else "train" for name in ids]
+    features = np.array([[POSITION[name] * seed, 1.0] for name in ids])
+    return features_frame(ids, [name.upper() for name in ids], [TRUE_KAPPA[name] for name in ids], part, features)
+
+
+def ensemble(members: list[tuple[int, int, list[float], str]]) -> pd.DataFrame:
+    return heldout_ensemble([member(*row) for row in members], [member_features(*row[:2]) for row in members])
+
+
+def test_heldout_ensemble_averages_the_usable_members() -> None:
+    table = ensemble([(0, 1, [1.0, 2.0], "ok"), (0, 2, [3.0, 4.0], "ok"), (0, 3, [99.0, 99.0], "collapsed"),
+                      (1, 1, [3.0], "ok"), (1, 2, [5.0], "ok")])
     assert list(table.columns) == ENSEMBLE_COLUMNS
     assert table["kappa_pred"].tolist() == [2.0, 3.0, 4.0] and (table["n_models"] == 2).all()
     # the spread of the usable members' log10 κ (sample std of two values: |difference| / √2)
     expected = np.abs(np.log10([3.0, 4.0, 5.0]) - np.log10([1.0, 2.0, 3.0])) / np.sqrt(2)
     np.testing.assert_allclose(table["log_std"].to_numpy(), expected, rtol=1e-12)
-    failed = heldout_ensemble([member(1, [1.0, 1.0, 1.0], "diverged")])
+    failed = ensemble([(0, 1, [1.0, 1.0], "diverged")])
     assert failed["kappa_pred"].isna().all() and set(failed["status"]) == {"diverged"}
-    single = heldout_ensemble([member(1, [1.0, -0.5, 3.0]), member(2, [1.5, 2.0, 3.0])])
-    assert single["log_std"].isna().tolist() == [False, True, False], "one physical member has no spread"
+    assert failed["nearest_id"].isna().all()
+    single = ensemble([(0, 1, [1.0, -0.5], "ok"), (0, 2, [1.5, 2.0], "ok")])
+    assert single["log_std"].isna().tolist() == [False, True], "one physical member has no spread"
+
+
+def test_heldout_ensemble_names_the_closest_material_the_fold_fitted_on() -> None:
+    """Each test material's nearest neighbour among its own fold's training materials, in the members' joint
+    representation (the members list the materials in different orders)."""
+    table = ensemble([(0, 1, [1.0, 2.0], "ok"), (0, 2, [3.0, 4.0], "ok"), (1, 1, [3.0], "ok"),
+                      (1, 2, [5.0], "ok")]).set_index("id")
+    # fold 0 fitted on c, d, e: both a and b are closest to c; fold 1 fitted on a, b, d, e: c is closest to b
+    assert table["nearest_id"].to_dict() == {"a": "c", "b": "c", "c": "b"}
+    assert table.loc["a", "nearest_formula"] == "C" and table.loc["c", "nearest_kappa_wmk"] == 2.0
+    assert table.loc["a", "nearest_distance"] > table.loc["b", "nearest_distance"] > 0
+    assert table["nearest_distance"].dtype == float

@@ -181,9 +181,12 @@ rule finetune_heldout_run:
         "../scripts/finetune_backbone.py"
 
 
+# The fold ensembles of a fine-tuned backbone: mean κ, spread of log10 κ and distance to the fold's training
+# materials, per outer-test material.
 rule finetune_heldout_ensemble:
     input:
-        finetuned_fold_members,
+        predictions=finetuned_fold_members("predictions.parquet"),
+        features=finetuned_fold_members("features.parquet"),
     output:
         f"{protocol.finetuned_dir('{backbone}', '{step}', '{train_on}')}/heldout_predictions.parquet",
     log:
@@ -197,6 +200,29 @@ rule finetune_heldout_ensemble:
     threads: 1
     script:
         "../scripts/finetune_heldout_ensemble.py"
+
+
+# What `kappaflow predict` reads beside a fine-tuned backbone's ensemble (as rule ensemble_trust for MEGNet's):
+# its training materials in its own representation, and calibration and domain threshold from its held-out folds.
+rule finetune_trust:
+    input:
+        unpack(finetune_trust_inputs),
+    output:
+        domain=f"{protocol.finetuned_dir('{backbone}', '{step}', '{train_on}')}/domain.parquet",
+        trust=f"{protocol.finetuned_dir('{backbone}', '{step}', '{train_on}')}/trust.json",
+    log:
+        "logs/finetune_trust/{backbone}_step{step}_{train_on}.log",
+    benchmark:
+        "logs/benchmarks/finetune_trust/{backbone}_step{step}_{train_on}.tsv"
+    wildcard_constraints:
+        step="|".join(protocol.FINETUNE_STEPS),
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    params:
+        calibration=finetune_trust_params,
+    script:
+        "../scripts/finetune_trust.py"
 
 
 rule backbone_comparison:

@@ -465,6 +465,7 @@ def finetune_outputs(folder):
         "metrics": "metrics.csv",
         "run_json": "run.json",
         "predictions": "predictions.parquet",
+        "features": "features.parquet",
         "rejected": "rejected.csv",
     }
     return {key: f"{folder}/{name}" for key, name in names.items()}
@@ -476,13 +477,58 @@ def finetuned_heldout_files():
     return [f"{protocol.finetuned_dir(*ensemble)}/heldout_predictions.parquet" for ensemble in ensembles]
 
 
-def finetuned_fold_members(wildcards):
-    """The held-out runs' predictions that one backbone's fold ensembles of one step and set join."""
+def finetuned_fold_members(name):
+    """Input function: file ``name`` of the held-out runs that one backbone's fold ensembles of one step and set
+    join, fold by fold."""
+
+    def files(wildcards):
+        folder = protocol.finetuned_dir(wildcards.backbone, wildcards.step, wildcards.train_on)
+        return [
+            f"{folder}/fold{fold}/run{seed}/{name}"
+            for fold in range(HELDOUT["folds"])
+            for seed in HELDOUT["seeds"]
+        ]
+
+    return files
+
+
+def finetune_heldout_covers(step, train_on):
+    """Whether the held-out protocol cross-validates the fine-tuned backbones' ensembles of this step and set."""
+    return FINETUNE["heldout"] and heldout_covers(step, train_on)
+
+
+def finetune_trust_inputs(wildcards):
+    """The paper runs' run.json and features of one fine-tuned backbone's ensemble, and its held-out fold
+    ensembles when the held-out protocol covers it."""
     folder = protocol.finetuned_dir(wildcards.backbone, wildcards.step, wildcards.train_on)
+    inputs = {
+        name: [f"{folder}/run{seed}/{file}" for seed in FINETUNE["seeds"]]
+        for name, file in (("run_jsons", "run.json"), ("features", "features.parquet"))
+    }
+    if finetune_heldout_covers(wildcards.step, wildcards.train_on):
+        inputs["heldout"] = f"{folder}/heldout_predictions.parquet"
+    return inputs
+
+
+def finetune_trust_params(wildcards):
+    """Why a fine-tuned ensemble has no held-out calibration ("" when it has one), and the domain threshold's
+    error factor when it has."""
+    if finetune_heldout_covers(wildcards.step, wildcards.train_on):
+        return {"uncalibrated": "", "error_factor": HELDOUT["domain_error_factor"]}
+    reason = uncalibrated_reason(wildcards.step, wildcards.train_on)
+    return {
+        "uncalibrated": reason or "no held-out folds: model.finetune.heldout is false",
+        "error_factor": None,
+    }
+
+
+def finetuned_trust_files():
+    """domain.parquet and trust.json of every fine-tuned backbone's ensemble of the paper protocol."""
+    ensembles = dict.fromkeys(run[:3] for run in FINETUNE_RUNS)
     return [
-        f"{folder}/fold{fold}/run{seed}/predictions.parquet"
-        for fold in range(HELDOUT["folds"])
-        for seed in HELDOUT["seeds"]
+        f"{protocol.finetuned_dir(*ensemble)}/{name}"
+        for ensemble in ensembles
+        for name in ("domain.parquet", "trust.json")
     ]
 
 
@@ -501,7 +547,7 @@ COMPARES_BACKBONES = bool(FROZEN_BACKBONES or FINETUNE_RUNS or FINETUNE_HELDOUT_
 
 def frozen_targets():
     """Frozen-representation outputs and fine-tuned runs of the configured backbones, and their comparison."""
-    files = finetuned_files("predictions.parquet") + finetuned_heldout_files()
+    files = finetuned_files("predictions.parquet") + finetuned_heldout_files() + finetuned_trust_files()
     files += [
         f"results/frozen/{backbone}/{name}"
         for backbone in FROZEN_BACKBONES

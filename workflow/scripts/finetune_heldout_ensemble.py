@@ -12,4 +12,7 @@ from kappaflow.training.finetune import heldout_ensemble
 
 smk = snakemake  # noqa: F821
 Path(smk.output[0]).parent.mkdir(parents=True, exist_ok=True)
-heldout_ensemble([pd.read_parquet(path) for path in smk.input]).to_parquet(smk.output[0], index=False)
+heldout_ensemble(
+    [pd.read_parquet(path) for path in smk.input.predictions],
+    [pd.read_parquet(path) for path in smk.input.features],
+).to_parquet(smk.output[0], index=False)

@@ -127,7 +127,8 @@ def stacked_features(frames: Sequence[pd.DataFrame], column: str | Sequence[str]
 
 
 def domain_frame(run_features: Mapping[str, str | Path | pd.DataFrame]) -> pd.DataFrame:
-    """The ensemble's domain table from each run's feature table (``{run name: file or table}``).
+    """The ensemble's domain table from each run's feature table (``{run name: file or table}``), in the first
+    run's order of materials (runs whose split ordered them otherwise are aligned by id).
 
     Raises:
         ValueError: the runs' tables do not hold the same materials.
@@ -139,9 +140,9 @@ def domain_frame(run_features: Mapping[str, str | Path | pd.DataFrame]) -> pd.Da
     first_run, first = next(iter(frames.items()))
     domain = first[MATERIAL_COLUMNS].reset_index(drop=True)
     for run, frame in frames.items():
-        if frame["id"].tolist() != domain["id"].tolist():
+        if sorted(frame["id"]) != sorted(domain["id"]):
             raise ValueError(f"run {run} holds other materials than run {first_run}")
-        domain[f"{FEATURES_PREFIX}{run}"] = frame["features"].to_numpy()
+        domain[f"{FEATURES_PREFIX}{run}"] = frame.set_index("id").loc[domain["id"], "features"].to_numpy()
     return domain
 
 

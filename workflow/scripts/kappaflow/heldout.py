@@ -243,6 +243,21 @@ ENSEMBLE_COLUMNS = ["step", "train_on", "fold", "id", "formula", "kappa_true", "
                     "unphysical", *DOMAIN_COLUMNS, "status"]
 
 
+def fold_domain(member_features: Sequence[pd.DataFrame], ids: Sequence[str]) -> pd.DataFrame:
+    """:data:`~kappaflow.domain.DOMAIN_COLUMNS` of a fold's test materials ``ids`` (in that order): the closest
+    material its members fitted on (their training and validation parts), in the members' joint representation.
+
+    ``member_features``: each usable member's feature table (:func:`kappaflow.domain.features_frame`, with the
+    fold's test materials as part ``test``); the members' rows may come in different orders.
+    """
+    order = member_features[0]["id"]
+    frames = [frame.set_index("id").loc[order].reset_index() for frame in member_features]
+    fit = (frames[0]["part"] != "test").to_numpy()
+    stacked = stacked_features(frames)
+    reference = build_reference(order[fit], frames[0]["formula"][fit], frames[0]["kappa_wmk"][fit], stacked[:, fit])
+    return nearest(reference, stacked[:, pd.Index(order).get_indexer(ids)])
+
+
 def fold_ensemble(run_predictions: Sequence[str | Path], run_features: Sequence[str | Path], output: str | Path) -> pd.DataFrame:
     """Join one fold's members (their predictions and features, in the same seed order) into its ensemble table.
 
@@ -258,15 +273,9 @@ def fold_ensemble(run_predictions: Sequence[str | Path], run_features: Sequence[
     table = first[["step", "train_on", "fold", "id", "formula", "kappa_true"]].copy()
     if usable:
         kappa = np.stack([runs[i]["kappa_pred"].to_numpy(dtype=np.float64) for i in usable])
-        features = [pd.read_parquet(run_features[i]) for i in usable]
-        fit = (features[0]["part"] != "test").to_numpy()
-        test_rows = features[0].set_index("id").index.get_indexer(ids)
-        stacked = stacked_features(features)
-        reference = build_reference(features[0]["id"][fit], features[0]["formula"][fit],
-                                    features[0]["kappa_wmk"][fit], stacked[:, fit])
         table = table.assign(kappa_pred=kappa.mean(axis=0), log_std=log_spread(kappa), n_models=len(usable),
                              unphysical=unphysical(kappa).any(axis=0))
-        table[DOMAIN_COLUMNS] = nearest(reference, stacked[:, test_rows]).to_numpy()
+        table[DOMAIN_COLUMNS] = fold_domain([pd.read_parquet(run_features[i]) for i in usable], ids).to_numpy()
         table["status"] = OK
     else:
         table = table.assign(kappa_pred=np.nan, log_std=np.nan, n_models=0, unphysical=False,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,14 +56,15 @@ def _number(value: Any) -> float | None:
 
 
 def write_ensemble_trust(
-    run_jsons: Sequence[str | Path], run_features: Sequence[str | Path], heldout_trust: str | Path | None,
+    run_jsons: Sequence[str | Path], run_features: Sequence[str | Path], calibrations: Mapping[str, Any] | None,
     uncalibrated_reason: str, domain_out: str | Path, trust_out: str | Path,
 ) -> dict[str, Any]:
     """Write ``domain.parquet`` (usable runs only) and ``trust.json`` of one ensemble; return the latter.
 
-    ``run_jsons`` and ``run_features``: every run of the ensemble, in the same order; ``heldout_trust``: the
-    held-out calibration (``results/heldout/trust.json``) when it covers this ensemble, else None with
-    ``uncalibrated_reason`` saying why.
+    ``run_jsons`` and ``run_features``: every run of the ensemble, in the same order; ``calibrations``: the
+    held-out calibration records by ``step<step>/<train_on>`` (:func:`kappaflow.calibration.trust_records`: for
+    MEGNet ``results/heldout/trust.json``, for another backbone its own held-out folds) when they cover this
+    ensemble, else None with ``uncalibrated_reason`` saying why.
     """
     metas = [json.loads(Path(path).read_text()) for path in run_jsons]
     usable = {f"run{meta['seed']}": features for meta, features in zip(metas, run_features, strict=True)
@@ -71,10 +72,11 @@ def write_ensemble_trust(
     if not usable:
         raise ValueError(f"{Path(domain_out).parent}: no usable run (every run collapsed or diverged)")
     key = f"step{metas[0]['step']}/{metas[0]['train_on']}"
-    record: dict[str, Any] = {"ensemble": key, "runs": list(usable)}
-    calibration = json.loads(Path(heldout_trust).read_text()).get(key) if heldout_trust else None
+    name = f"{metas[0]['backbone']}/{key}" if metas[0].get("backbone") else key
+    record: dict[str, Any] = {"ensemble": name, "runs": list(usable)}
+    calibration = None if calibrations is None else calibrations.get(key)
     if calibration is None:
-        reason = uncalibrated_reason or f"no held-out calibration of {key} in {heldout_trust}"
+        reason = uncalibrated_reason or f"no held-out calibration of {name}"
         record |= {"scale": None, "calibration_note": reason, "domain_threshold": None, "domain_note": reason}
     else:
         scale = _number(calibration.get("scale"))
@@ -103,8 +105,8 @@ def read_trust(model_dir: str | Path, runs: Sequence[str]) -> Trust:
     model_dir = Path(model_dir)
     domain_path, trust_path = model_dir / DOMAIN_FILE, model_dir / TRUST_FILE
     if not (domain_path.is_file() and trust_path.is_file()):
-        note = (f"no {DOMAIN_FILE} and {TRUST_FILE} in {model_dir} (the workflow's ensemble_trust rule writes them "
-                "beside MEGNet's ensembles; it has none for other fine-tuned backbones)")
+        note = (f"no {DOMAIN_FILE} and {TRUST_FILE} in {model_dir} (the workflow writes them beside every "
+                "ensemble: rules ensemble_trust and finetune_trust)")
         return Trust(None, None, None, note, note)
     record = json.loads(trust_path.read_text())
     try:

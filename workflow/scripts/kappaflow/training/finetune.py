@@ -14,7 +14,8 @@ predicts its own validation split, the paper's test set. Held-out protocol (``sp
 Outputs in ``out_dir`` (:func:`kappaflow.protocol.finetuned_dir` ``/[fold<f>/]run<seed>/``, or
 :func:`kappaflow.protocol.finetuned_stage1_dir`): ``best.ckpt``,
 ``metrics.csv``, ``run.json``, ``predictions.parquet`` (:data:`PREDICTION_COLUMNS`, or
-:data:`HELDOUT_COLUMNS` for a fold) and ``rejected.csv``. Resume state lives in ``<out_dir>.partial/`` as for
+:data:`HELDOUT_COLUMNS` for a fold), ``features.parquet`` (the best network's representation of the materials
+of each part, :func:`kappaflow.domain.features_frame`: its ensemble's applicability domain) and ``rejected.csv``. Resume state lives in ``<out_dir>.partial/`` as for
 the MEGNet runs (:func:`kappaflow.training.runner.prepare_partial`).
 """
 
@@ -40,8 +41,9 @@ from pymatgen.core import Structure
 
 from kappaflow.backbones import Backbone, load_backbone
 from kappaflow.backbones.network import BackboneNet, backbone_net_from_config
+from kappaflow.domain import DOMAIN_COLUMNS, features_frame
 from kappaflow.frozen import screen
-from kappaflow.heldout import fold_indices
+from kappaflow.heldout import fold_domain, fold_indices
 from kappaflow.protocol import DIVERGED, FAILED_STATUSES, FINETUNE_STEPS, OK, SET_SOURCES, relative_spread
 from kappaflow.provenance import provenance
 from kappaflow.training.checkpoint import export_checkpoint, model_state, read_checkpoint, training_elements
@@ -177,13 +179,23 @@ def elements_of(structures: Sequence[Structure]) -> list[str]:
 
 
 @torch.no_grad()
-def predict_part(net: BackboneNet, scaler: TargetScaler, part: Part, batch_size: int) -> np.ndarray:
-    """κ (W/mK) of every material of ``part``, in order (``scaler``: the network's own)."""
+def predict_part(net: BackboneNet, scaler: TargetScaler, part: Part, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """κ (W/mK) of every material of ``part``, in order (``scaler``: the network's own), and the network's
+    representation of each, ``(n, d)``: one pass through the backbone."""
     was_training = net.training
     net.eval()
-    outputs = [net(batch) for batch, _ in part.loader(net, batch_size)]
+    features = torch.cat([net.features(batch) for batch, _ in part.loader(net, batch_size)])
+    kappa = scaler.inverse(net.head_output(features).double().cpu().numpy())
     net.train(was_training)
-    return np.asarray(scaler.inverse(torch.cat(outputs).double().cpu().numpy()), dtype=np.float64)
+    return np.asarray(kappa, dtype=np.float64), features.double().cpu().numpy()
+
+
+def features_table(parts: Sequence[tuple[str, Part, np.ndarray]]) -> pd.DataFrame:
+    """The run's representation of the materials of its parts (``(name, part, features)``, as
+    :func:`kappaflow.domain.features_frame`): what its ensemble's domain and fold distances are built from."""
+    frames = [features_frame(part.materials["id"], part.materials["formula"], part.materials["target"],
+                             [name] * len(part.materials), features) for name, part, features in parts]
+    return pd.concat(frames, ignore_index=True)
 
 
 def finetuned_model(
@@ -266,9 +278,15 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     best_epoch, best_val = best_of(module.history)
     checkpoint = read_checkpoint(best_path)
     net.load_state_dict(model_state(checkpoint), strict=True)
-    kappa = predict_part(net, scaler, test, spec.batch_size)
+    kappa, test_features = predict_part(net, scaler, test, spec.batch_size)
     collapsed_at = collapsed_since(module.history)
-    val_kappa = kappa if spec.fold is None else predict_part(net, scaler, val, spec.batch_size)
+    represented = [("train", train, predict_part(net, scaler, train, spec.batch_size)[1])]
+    if spec.fold is None:  # the paper's test part is its validation part
+        val_kappa = kappa
+        represented.append(("val", val, test_features))
+    else:
+        val_kappa, val_features = predict_part(net, scaler, val, spec.batch_size)
+        represented += [("val", val, val_features), ("test", test, test_features)]
     status = run_status(module.status == DIVERGED or best_epoch is None, val_kappa, collapsed_at)
     wall_s = round(time.perf_counter() - start, 3)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -276,6 +294,7 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(out_dir / "metrics.csv", index=False)
     rejected.to_csv(out_dir / "rejected.csv", index=False)
     predictions_frame(spec, test, kappa, status, wall_s).to_parquet(out_dir / "predictions.parquet", index=False)
+    features_table(represented).to_parquet(out_dir / "features.parquet", index=False)
     info = {
         "step": spec.step, "init_checkpoint": spec.init_checkpoint, "backbone": spec.backbone,
         "train_on": spec.train_on, "seed": spec.seed,
@@ -295,9 +314,10 @@ def finetune_run(spec: FinetuneSpec, callbacks: Sequence[Callback] = (), progres
     return status
 
 
-#: One row per material of a held-out set: the mean κ of its fold's usable members.
+#: One row per material of a held-out set: the mean κ of its fold's usable members, their spread and the closest
+#: material they fitted on.
 ENSEMBLE_COLUMNS = ["step", "backbone", "train_on", "fold", "id", "formula", "kappa_true", "kappa_pred", "log_std",
-                    "n_models", "status"]
+                    "n_models", *DOMAIN_COLUMNS, "status"]
 
 
 def member_spread(kappa: pd.Series) -> float:
@@ -305,19 +325,38 @@ def member_spread(kappa: pd.Series) -> float:
     return float(log_spread(kappa.to_numpy(dtype=float)[:, None])[0])
 
 
-def heldout_ensemble(runs: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Every fold's members (held-out run predictions, :data:`HELDOUT_COLUMNS`) joined into the fold ensemble's
-    predictions: the mean κ of the members that neither collapsed nor diverged (as ``kappaflow predict`` and
-    the MEGNet fold ensembles leave those out) and their spread ``log_std`` (:func:`kappaflow.trust.log_spread`:
-    std of log10 κ, NaN with fewer than two physical members); a material whose fold has no usable member keeps
-    NaN and the members' status."""
+def heldout_ensemble(runs: Sequence[pd.DataFrame], features: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Every fold's members (held-out run predictions, :data:`HELDOUT_COLUMNS`, and their ``features.parquet``
+    tables, in the same order) joined into the fold ensemble's predictions: the mean κ of the members that neither
+    collapsed nor diverged (as ``kappaflow predict`` and the MEGNet fold ensembles leave those out), their spread
+    ``log_std`` (:func:`kappaflow.trust.log_spread`: std of log10 κ, NaN with fewer than two physical members)
+    and the closest material they fitted on (:func:`kappaflow.heldout.fold_domain`); a material whose fold has
+    no usable member keeps NaN and the members' status."""
     rows = pd.concat(runs, ignore_index=True)
     keys = ["step", "backbone", "train_on", "fold", "id", "formula", "kappa_true"]
     usable = rows[~rows["status"].isin(FAILED_STATUSES)]
     mean = usable.groupby(keys, as_index=False, sort=False).agg(
         kappa_pred=("kappa_pred", "mean"), log_std=("kappa_pred", member_spread), n_models=("kappa_pred", "size"))
     everything = rows.groupby(keys, as_index=False, sort=False).agg(status=("status", "first"))
-    table = everything.merge(mean, on=keys, how="left")
+    table = everything.merge(mean, on=keys, how="left").merge(fold_domains(runs, features), on=["fold", "id"],
+                                                             how="left")
     table["n_models"] = table["n_models"].fillna(0).astype(int)
     table.loc[table["n_models"] > 0, "status"] = OK
-    return table[ENSEMBLE_COLUMNS]
+    return table[ENSEMBLE_COLUMNS].astype({"nearest_distance": float, "nearest_kappa_wmk": float})
+
+
+def fold_domains(runs: Sequence[pd.DataFrame], features: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """``fold, id`` and :data:`~kappaflow.domain.DOMAIN_COLUMNS` of every fold's test materials, from the
+    fold's usable members (none for a fold without one)."""
+    by_fold: dict[int, list[pd.DataFrame]] = {}
+    for run, table in zip(runs, features, strict=True):
+        if len(run) and run["status"].iloc[0] not in FAILED_STATUSES:
+            by_fold.setdefault(int(run["fold"].iloc[0]), []).append(table)
+    frames = []
+    for fold, members in by_fold.items():
+        ids = members[0]["id"][members[0]["part"] == "test"].tolist()
+        frames.append(fold_domain(members, ids).assign(fold=fold, id=ids))
+    if not frames:
+        return pd.DataFrame({"fold": pd.Series(dtype=int), "id": pd.Series(dtype=object),
+                             **{column: pd.Series(dtype=object) for column in DOMAIN_COLUMNS}})
+    return pd.concat(frames, ignore_index=True)
