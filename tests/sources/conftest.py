@@ -12,8 +12,9 @@ from kappaflow.sources.http import HttpSettings
 
 @pytest.fixture
 def fast() -> HttpSettings:
-    """Short timeout, three retries, near-zero backoff."""
-    return HttpSettings(timeout_s=0.3, retries=3, backoff_s=0.001)
+    """A timeout short beside the fake servers' stalls (3 s) yet long beside an answer on a loaded machine, three
+    retries, near-zero backoff."""
+    return HttpSettings(timeout_s=1.0, retries=3, backoff_s=0.001)
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def aflow_labels() -> pd.DataFrame:
 @pytest.fixture
 def aflow(aflow_labels: pd.DataFrame) -> Iterator[FakeServer]:
     """A fake AFLUX + CIF server; the fourth entry's CIF is malformed."""
-    with aflow_server(aflow_labels, malformed={aflow_labels.entry[3]}, sleep_s=0.6) as server:
+    with aflow_server(aflow_labels, malformed={aflow_labels.entry[3]}) as server:
         yield server
 
 
@@ -33,5 +34,5 @@ def aflow(aflow_labels: pd.DataFrame) -> Iterator[FakeServer]:
 def mp(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
     """A fake Materials Project expecting :data:`API_KEY`, which ``MP_API_KEY`` holds."""
     monkeypatch.setenv("MP_API_KEY", API_KEY)
-    with mp_server(API_KEY, sleep_s=0.6) as server:
+    with mp_server(API_KEY) as server:
         yield server

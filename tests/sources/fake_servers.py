@@ -8,7 +8,8 @@ the repository).
 Faults, queued per URL substring with :meth:`FakeServer.inject` and used up in order:
 
 - ``"500"``: HTTP 500;
-- ``"sleep"``: wait ``sleep_s`` before answering (longer than the client's timeout);
+- ``"sleep"``: wait ``sleep_s`` before answering (well beyond the client's timeout, so that a loaded machine
+  can tell a timeout from a slow answer);
 - ``"cut"``: announce the full ``Content-Length`` but send half the body, then close;
 - ``"badjson"``: a complete 200 response whose body is the first half of the real one.
 """
@@ -53,7 +54,7 @@ class FakeServer:
     """A threaded HTTP server on 127.0.0.1 answering from ``routes`` (exact paths)."""
 
     def __init__(
-        self, routes: dict[str, Route] | None = None, sleep_s: float = 0.5, lifetime_s: float = 60.0
+        self, routes: dict[str, Route] | None = None, sleep_s: float = 3.0, lifetime_s: float = 60.0
     ):
         self.routes: dict[str, Route] = dict(routes or {})
         self.sleep_s = sleep_s

@@ -14,7 +14,7 @@ BODY = b'{"answer": [1, 2, 3], "padding": "' + b"x" * 200 + b'"}'
 
 @pytest.mark.parametrize("fault", ["500", "sleep", "cut", "badjson"])
 def test_get_json_retries_then_succeeds(fault: str, fast: HttpSettings) -> None:
-    with static_server({"/a.json": BODY}, sleep_s=0.6) as server:
+    with static_server({"/a.json": BODY}) as server:
         server.inject("/a.json", fault, fault)
         assert get_json(make_session(fast), f"{server.url}/a.json", fast)["answer"] == [1, 2, 3]
         assert len(server.requests_for("/a.json")) == 3
