@@ -15,8 +15,9 @@ Outputs in ``out_dir`` (:func:`kappaflow.protocol.finetuned_dir` ``/[fold<f>/]ru
 :func:`kappaflow.protocol.finetuned_stage1_dir`): ``best.ckpt``,
 ``metrics.csv``, ``run.json``, ``predictions.parquet`` (:data:`PREDICTION_COLUMNS`, or
 :data:`HELDOUT_COLUMNS` for a fold), ``features.parquet`` (the best network's representation of the materials
-of each part, :func:`kappaflow.domain.features_frame`: its ensemble's applicability domain) and ``rejected.csv``. Resume state lives in ``<out_dir>.partial/`` as for
-the MEGNet runs (:func:`kappaflow.training.runner.prepare_partial`).
+of each part, :func:`kappaflow.domain.features_frame`: its ensemble's applicability domain) and
+``rejected.csv``. Resume state lives in ``<out_dir>.partial/`` as for the MEGNet runs
+(:func:`kappaflow.training.runner.prepare_partial`).
 """
 
 from __future__ import annotations
