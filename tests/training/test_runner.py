@@ -207,7 +207,10 @@ def test_nan_loss_marks_run_diverged(tiny_spec):
 def test_collapsed_run_is_flagged(tiny_spec, monkeypatch):
     from kappaflow.training import runner
 
-    monkeypatch.setattr(runner, "predict_kappa", lambda model, scaler, graphs, batch_size=64: np.full(len(graphs), 3.0))
+    def constant(model, scaler, graphs, batch_size=64):
+        return np.full(len(graphs), 3.0), np.zeros((len(graphs), 2))
+
+    monkeypatch.setattr(runner, "predict_kappa_features", constant)
     result = train_run(tiny_spec(epochs=1, head_hidden=HEAD))
     assert result.status == "collapsed"
     assert json.loads((result.out_dir / "run.json").read_text())["status"] == "collapsed"

@@ -47,7 +47,7 @@ from kappaflow.training.checkpoint import (
 from kappaflow.training.data import GraphLoader, read_graphs, split_set
 from kappaflow.training.health import SPREAD_COLUMN, collapsed_since, run_status
 from kappaflow.training.module import KappaModule, LoaderState
-from kappaflow.training.predict import predict_kappa, predict_kappa_features
+from kappaflow.training.predict import predict_kappa_features
 from kappaflow.training.scaling import TargetScaler
 from kappaflow.protocol import DIVERGED, OK, relative_spread, sources_of
 from kappaflow.provenance import provenance
@@ -255,9 +255,10 @@ def train_run(
     best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else folder / "last.ckpt"
     best_epoch, best_val = best_of(module.history)
     best_model, best_scaler = load_trained(best_path)
-    own_val_pred = predict_kappa(best_model, best_scaler, split.val, spec.batch_size)
     trained_on = GraphSet.concat([graphs[key] for key in sources_of([spec.train_on])])
-    _, features = predict_kappa_features(best_model, best_scaler, trained_on, spec.batch_size)
+    trained_on_pred, features = predict_kappa_features(best_model, best_scaler, trained_on, spec.batch_size)
+    is_val = np.isin(trained_on.ids, split.val.ids)
+    own_val_pred = trained_on_pred[is_val]
     collapsed_at = collapsed_since(module.history)
     status = run_status(module.status == DIVERGED or best_epoch is None, own_val_pred, collapsed_at)
     if status != OK:
@@ -269,7 +270,7 @@ def train_run(
     pd.DataFrame(module.history, columns=HISTORY_COLUMNS).to_csv(
         out_dir / "metrics.csv", index=False
     )
-    part = np.where(np.isin(trained_on.ids, split.train.ids), "train", "val")
+    part = np.where(is_val, "val", "train")
     features_frame(trained_on.ids, trained_on.formulas, trained_on.targets, part, features).to_parquet(
         out_dir / "features.parquet", index=False
     )
