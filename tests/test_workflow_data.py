@@ -24,14 +24,15 @@ PREPARE_TARGETS = [
 ]
 
 
-def snakemake(workdir: Path, mirror: Path, *args: str, timeout_s: int = 900) -> str:
-    """Run snakemake (smoke config, ``aflow_subset`` 40, the given mirror) in ``workdir``; its output.
+def snakemake(workdir: Path, mirror: Path, *args: str, timeout_s: int = 900, extra_config: str = "") -> str:
+    """Run snakemake (smoke config, ``aflow_subset`` 40, ``extra_config`` YAML, the given mirror) in ``workdir``;
+    its output.
 
     The subset comes from a config file: ``--config data={aflow_subset: 40}`` reaches the schema
-    validation as the string ``'40'``.
+    validation as the string ``'40'``; a second ``--configfile`` would replace the first.
     """
     subset = workdir.parent / f"{workdir.name}-subset.yaml"
-    subset.write_text(f"data:\n  aflow_subset: {AFLOW_SUBSET}\n")
+    subset.write_text(f"data:\n  aflow_subset: {AFLOW_SUBSET}\n{extra_config}")
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO_ROOT / "Snakefile"),
@@ -92,6 +93,13 @@ def test_dry_run_builds_the_whole_dag(mirror_dir: Path, tmp_path: Path) -> None:
     for rule in ("aflow_agl", "mp_structures", "validate", "gather_rejected", "match_aflow_hq", "featurize"):
         assert rule in jobs, f"rule {rule} is not in the DAG: {jobs}"
     assert jobs["validate"] == jobs["featurize"] == len(DATASETS)
+    assert "scan_screening_set" in jobs and "scan_gather" in jobs
+
+
+def test_scan_disabled_leaves_the_screening_out_of_the_dag(mirror_dir: Path, tmp_path: Path) -> None:
+    jobs = planned_jobs(snakemake(tmp_path / "work", mirror_dir, "-n", extra_config="scan:\n  enabled: false\n"))
+    assert jobs["featurize"] == len(DATASETS) and "results_doc" in jobs
+    assert [rule for rule in jobs if rule.startswith("scan_")] == []
 
 
 @pytest.mark.slow

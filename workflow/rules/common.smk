@@ -616,7 +616,9 @@ def scan_chunk_files(kind):
 
 
 def scan_targets():
-    """Final outputs of this module for rule all."""
+    """Final outputs of this module for rule all (none when scan.enabled is false)."""
+    if not SCAN["enabled"]:
+        return []
     return [
         "results/scan/screening_predictions.csv",
         "results/scan/low_kappa_candidates.csv",
