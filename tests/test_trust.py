@@ -96,6 +96,11 @@ def test_folder_without_trust_files(tmp_path: Path) -> None:
     assert not table["calibrated"].any()
 
 
-def test_no_usable_run(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no usable run"):
-        write_ensemble(tmp_path, None, statuses=("collapsed", "diverged", "diverged"))
+def test_no_usable_run_is_written_and_refused(tmp_path: Path) -> None:
+    heldout = {"stepII/MIX": {"scale": 2.0, "domain_threshold": 1.5}}
+    record = write_ensemble(tmp_path, heldout, statuses=("collapsed", "diverged", "diverged"))
+    assert record["runs"] == [] and record["scale"] is None and record["domain_threshold"] is None
+    assert record["calibration_note"] == record["domain_note"] == "no usable run: all 3 runs collapsed or diverged"
+    assert pd.read_parquet(tmp_path / "domain.parquet")["id"].tolist() == IDS  # its materials, no run's features
+    trust = read_trust(tmp_path, ["run1"])
+    assert trust.reference is None and not trust.calibrated and "no features of run(s) run1" in trust.calibration_note

@@ -15,6 +15,7 @@ closest training material (:data:`kappaflow.domain.DOMAIN_COLUMNS`) and ``in_dom
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kappaflow.domain import DOMAIN_COLUMNS, Reference, domain_frame, nearest, reference_of
+from kappaflow.domain import DOMAIN_COLUMNS, MATERIAL_COLUMNS, Reference, domain_frame, nearest, reference_of
 from kappaflow.protocol import FAILED_STATUSES
 
 #: ``kappa_low_wmk``/``kappa_high_wmk``: mean κ × 10^(∓ s·σ), σ the members' std of log10 κ, s the calibration
@@ -33,6 +34,8 @@ INTERVAL_COLUMNS = ["kappa_low_wmk", "kappa_high_wmk", "calibrated", "calibratio
 #: Every column :func:`trust_columns` returns.
 TRUST_COLUMNS = [*INTERVAL_COLUMNS, *DOMAIN_COLUMNS, "in_domain"]
 DOMAIN_FILE, TRUST_FILE = "domain.parquet", "trust.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,18 +67,22 @@ def write_ensemble_trust(
     ``run_jsons`` and ``run_features``: every run of the ensemble, in the same order; ``calibrations``: the
     held-out calibration records by ``step<step>/<train_on>`` (:func:`kappaflow.calibration.trust_records`: for
     MEGNet ``results/heldout/trust.json``, for another backbone its own held-out folds) when they cover this
-    ensemble, else None with ``uncalibrated_reason`` saying why.
+    ensemble, else None with ``uncalibrated_reason`` saying why. An ensemble whose every run collapsed or
+    diverged gets ``runs: []``, notes saying so and a domain table of its materials without features (the
+    tables still report the ensemble; ``kappaflow predict`` refuses it).
     """
     metas = [json.loads(Path(path).read_text()) for path in run_jsons]
     usable = {f"run{meta['seed']}": features for meta, features in zip(metas, run_features, strict=True)
               if meta.get("status", "ok") not in FAILED_STATUSES}
-    if not usable:
-        raise ValueError(f"{Path(domain_out).parent}: no usable run (every run collapsed or diverged)")
     key = f"step{metas[0]['step']}/{metas[0]['train_on']}"
     name = f"{metas[0]['backbone']}/{key}" if metas[0].get("backbone") else key
     record: dict[str, Any] = {"ensemble": name, "runs": list(usable)}
     calibration = None if calibrations is None else calibrations.get(key)
-    if calibration is None:
+    if not usable:
+        reason = f"no usable run: all {len(metas)} runs collapsed or diverged"
+        log.warning("%s: %s", name, reason)
+        record |= {"scale": None, "calibration_note": reason, "domain_threshold": None, "domain_note": reason}
+    elif calibration is None:
         reason = uncalibrated_reason or f"no held-out calibration of {name}"
         record |= {"scale": None, "calibration_note": reason, "domain_threshold": None, "domain_note": reason}
     else:
@@ -91,7 +98,8 @@ def write_ensemble_trust(
         }
     for path in (domain_out, trust_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    domain_frame(usable).to_parquet(domain_out, index=False)
+    domain = domain_frame(usable) if usable else pd.read_parquet(run_features[0])[MATERIAL_COLUMNS]
+    domain.to_parquet(domain_out, index=False)
     Path(trust_out).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
