@@ -132,8 +132,8 @@ def test_no_difference_beyond_noise(table: pd.DataFrame) -> None:
     assert once["vs_reference_n_improved"] == 1 and math.isnan(once["vs_reference_p"])
     assert once["verdict"] == "no difference beyond noise"
     mix = row(table, "good", train_on="MIX")  # no reference trained on MIX
-    assert math.isnan(mix["vs_reference_median_diff"]) and mix["verdict"] == "no difference beyond noise"
-    assert math.isnan(mix["heldout_mape"])
+    assert math.isnan(mix["vs_reference_median_diff"]) and mix["verdict"] == "no paired runs"
+    assert math.isnan(mix["heldout_mape"]) and mix["heldout_verdict"] == "no paired materials"
 
 
 def test_without_heldout_or_frozen() -> None:

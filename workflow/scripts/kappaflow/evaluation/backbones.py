@@ -163,11 +163,14 @@ def heldout_paired_with_reference(errors: pd.DataFrame, reference: pd.DataFrame)
     return dict(zip(HELDOUT_VS_REFERENCE, values, strict=True))
 
 
-def verdict(is_reference: bool, diff: float, p: float) -> str:
-    """``reference``; ``better`` or ``worse`` (by the sign of the tested difference, row − reference) when
-    p < :data:`ALPHA`; else no difference beyond noise."""
+def verdict(is_reference: bool, diff: float, p: float, unpaired: str = "no paired runs") -> str:
+    """``reference``; ``unpaired`` without a difference (nothing of the row pairs with the reference: no usable
+    run, no reference on that set); ``better`` or ``worse`` (by the sign of the tested difference, row −
+    reference) when p < :data:`ALPHA`; else no difference beyond noise."""
     if is_reference:
         return "reference"
+    if math.isnan(diff):
+        return unpaired
     if p < ALPHA and diff != 0:
         return "better" if diff < 0 else "worse"
     return "no difference beyond noise"
@@ -203,7 +206,7 @@ def _row(key: tuple[str, str, str], runs: pd.DataFrame, reference: pd.DataFrame,
         "verdict": verdict(is_reference, paired["vs_reference_median_diff"], paired["vs_reference_p"]),
         **heldout,
         "heldout_verdict": verdict(is_reference, heldout["heldout_vs_reference_mean_diff"],
-                                   heldout["heldout_vs_reference_p"]),
+                                   heldout["heldout_vs_reference_p"], "no paired materials"),
     }
 
 
@@ -277,7 +280,8 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         "out-of-fold prediction). Each row is compared with the reference, fine-tuned MEGNet (step II) on "
         "the same training set, runs paired by seed: median MAPE difference (negative: better), seeds "
         f"improved and the two-sided Wilcoxon signed-rank p; better or worse only when p < {ALPHA}, and no "
-        "winner is claimed within noise. Under the held-out protocol the pairs are materials: each material's "
+        "winner is claimed within noise; no paired runs (materials): the row has no usable run (out-of-fold "
+        "prediction) that pairs with one of the reference. Under the held-out protocol the pairs are materials: each material's "
         "absolute percentage error out of fold minus the reference's, their mean (the difference in MAPE) tested "
         "by a paired sign-flip permutation test, with the same rule. Coverage: "
         "the share of held-out materials within the fold ensemble's calibrated ±1σ and ±2σ intervals (log10 κ; "
