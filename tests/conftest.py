@@ -130,13 +130,9 @@ def workflow_rules(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def smoke_mirror(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A mirror whose label tables and AFLOW CIFs tests may edit (copies); links to everything else."""
+    """A copy of the mirror (about 30 MB) whose files tests may edit or touch."""
     root = tmp_path_factory.mktemp("smoke_mirror")
-    for name in ("aflow_agl", "hq"):
-        shutil.copytree(mirror_dir / name, root / name)
-    for path in mirror_dir.iterdir():
-        if not (root / path.name).exists():
-            (root / path.name).symlink_to(path, target_is_directory=path.is_dir())
+    shutil.copytree(mirror_dir, root, dirs_exist_ok=True)
     return root
 
 
