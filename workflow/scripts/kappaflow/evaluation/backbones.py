@@ -286,7 +286,9 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         "by a paired sign-flip permutation test, with the same rule. Coverage: "
         "the share of held-out materials within the fold ensemble's calibrated ±1σ and ±2σ intervals (log10 κ; "
         "the factor fitted on the other folds; a calibrated ensemble covers about 0.68 and 0.95), for ways "
-        "with an ensemble spread. MAPE as a fraction; throughput: structures represented per second, and its "
+        "with an ensemble spread. Fit s: the median seconds per run of the paper protocol, to fit the trees "
+        "(frozen) or to train the network (a fine-tuned backbone; the reference's training time is in the wall "
+        "time per rule, rule train). MAPE as a fraction; throughput: structures represented per second, and its "
         "ratio to MEGNet's."
     )
     return f"## Backbones compared\n\n{body}\n\n{note}\n"
