@@ -6,7 +6,7 @@ collated anew into the backbone's own graphs (:class:`kappaflow.training.finetun
 interface is the baseline, timed in the same run; the row ``KappaNet`` is MEGNet-2018 as steps I-III train it (its
 fast path: quotient graphs of the workflow's graph parquet, collated from flat arrays).
 
-    python benchmarks/finetune_throughput.py --set Dataset1 --epochs 2 --threads 1 [--backbones ...] [--doc PATH]
+    python benchmarks/finetune_throughput.py --set Dataset1 --epochs 5 --threads 1 [--backbones ...] [--doc PATH]
 
 The structures are the mirror's (``--set Dataset1``, ``Dataset2`` or ``AFLOW``, the first ``--limit`` of them),
 all of them in the training loader, validation limited to one batch; the first epoch is a warm-up. The last column
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up epoch")
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs after the warm-up epoch")
     parser.add_argument("--doc", type=Path, help="also write this benchmark's section of this markdown file")
     args = parser.parse_args()
     limit = args.limit if args.limit or args.set != "AFLOW" else 200
