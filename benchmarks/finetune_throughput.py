@@ -9,9 +9,10 @@ fast path: quotient graphs of the workflow's graph parquet, collated from flat a
     python benchmarks/finetune_throughput.py --set Dataset1 --epochs 5 --threads 1 [--backbones ...] [--doc PATH]
 
 The structures are the mirror's (``--set Dataset1``, ``Dataset2`` or ``AFLOW``, the first ``--limit`` of them),
-all of them in the training loader, validation limited to one batch; the first epoch is a warm-up. The last column
-projects one 300-epoch run on the set's 80 % training split at the measured rate (training passes only: the
-validation pass of each epoch adds a forward pass over the other 20 %).
+all of them in the training loader, validation limited to one batch; the first epoch is a warm-up. Each backbone
+keeps its best of ``--repeats`` rounds, which take the backbones in turn. The last column projects one 300-epoch
+run on the set's 80 % training split at the measured rate (training passes only: the validation pass of each
+epoch adds a forward pass over the other 20 %).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs after the warm-up epoch")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds over every backbone; each keeps its best")
     parser.add_argument("--doc", type=Path, help="also write this benchmark's section of this markdown file")
     args = parser.parse_args()
     limit = args.limit if args.limit or args.set != "AFLOW" else 200
@@ -95,12 +97,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     retain_freed_memory()  # as kappaflow.training.runner does
     names = [FINE_TUNED_BACKBONE, *[name for name in args.backbones if name != FINE_TUNED_BACKBONE]]
-    rates = {}
-    for name in names:
-        rates[name] = backbone_rate(name, structures, kappa, args.batch_size, args.epochs)
-        print(f"{name}: {rates[name]:.1f} structures/s", flush=True)
-    rates[KAPPANET] = lightning_loop(graph_set(list(zip(ids, structures, kappa))), args.batch_size, args.epochs)
-    print(f"{KAPPANET} (MEGNet-2018, steps I-III): {rates[KAPPANET]:.1f} structures/s", flush=True)
+    graphs = graph_set(list(zip(ids, structures, kappa)))
+    rates: dict[str, float] = {}
+    for round_ in range(args.repeats):  # rounds interleave the backbones, so a slow spell hits one round of each
+        for name in [*names, KAPPANET]:
+            rate = (lightning_loop(graphs, args.batch_size, args.epochs) if name == KAPPANET
+                    else backbone_rate(name, structures, kappa, args.batch_size, args.epochs))
+            rates[name] = max(rate, rates.get(name, 0.0))
+            print(f"round {round_ + 1}, {name}: {rate:.1f} structures/s", flush=True)
     print(json.dumps({name: round(rate, 2) for name, rate in rates.items()}))
     if args.doc:
         write_doc(args, run, len(structures), whole, rates)
@@ -120,7 +124,8 @@ def write_doc(args: argparse.Namespace, run: doc.Run, n: int, whole: int, rates:
               f"300-epoch run on {args.set}'s training split, min"]
     lines = [
         f"{n} structures of the mirror's {args.set}, batch {args.batch_size}, {args.threads} thread(s), "
-        f"{args.epochs} timed epochs after a warm-up epoch, validation one batch. Each backbone is fine-tuned as rule "
+        f"{args.epochs} timed epochs after a warm-up epoch, validation one batch; best of {args.repeats} rounds that "
+        "take the backbones in turn. Each backbone is fine-tuned as rule "
         "`finetune_backbone` does it (pretrained backbone and the paper's head, each shuffled batch collated into the "
         "backbone's own graphs); MEGNet-2018 through the same interface is the baseline. The last column projects the "
         f"training passes of one 300-epoch run on 80 % of {args.set} ({trained} of its {whole} structures) at "

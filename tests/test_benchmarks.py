@@ -13,7 +13,7 @@ def test_finetune_throughput_writes_a_row_per_backbone_and_keeps_other_sections(
     page = tmp_path / "throughput.md"
     page.write_text("# Throughput\n\n<!-- benchmark:scan -->\n## Scan\n\nkept\n<!-- /benchmark:scan -->\n")
     cmd = [sys.executable, "finetune_throughput.py", "--backbones", "m3gnet-2018-eform", "--limit", "8",
-           "--epochs", "1", "--doc", str(page)]
+           "--epochs", "1", "--repeats", "1", "--doc", str(page)]
     proc = subprocess.run(cmd, cwd=BENCHMARKS, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = page.read_text()
