@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from pathlib import Path
 
 import doc
@@ -36,29 +35,11 @@ from kappaflow.training.finetune import Part
 from kappaflow.training.module import KappaModule
 from kappaflow.training.scaling import TargetScaler
 from pymatgen.core import Structure
-from train_throughput import EpochTimer, graph_set, lightning_loop
+from train_throughput import MIRROR, epoch_rate, graph_set, lightning_loop, mirror_structures
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
-SETS = {"Dataset1": "dataset1", "Dataset2": "dataset2"}
+SETS = ("Dataset1", "Dataset2", "AFLOW")
 EPOCHS, TRAIN_FRACTION = 300, 0.8
 KAPPANET = "KappaNet"
-
-
-def mirror_structures(name: str, limit: int | None) -> tuple[list[str], list[Structure], np.ndarray, int]:
-    """Ids, structures and κ of the first ``limit`` materials of the mirror's ``name`` set (``Dataset1``,
-    ``Dataset2`` or ``AFLOW``), and how many the whole set has."""
-    if name == "AFLOW":
-        warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
-        labels = pd.read_csv(MIRROR / "aflow_agl" / "labels.csv")
-        head = labels.head(limit)
-        structures = [Structure.from_file(MIRROR / "aflow_agl" / "cif" / f"{entry}.cif") for entry in head.entry]
-        return list(head.entry), structures, head.agl_thermal_conductivity_300K.to_numpy(float), len(labels)
-    labels = pd.read_csv(MIRROR / "hq" / f"{SETS[name]}.csv")
-    rows = [(mp_id, MIRROR / "mp" / "structures" / f"{mp_id}.json", kappa)
-            for mp_id, kappa in zip(labels.mp_id, labels.ltc_wmk)]
-    rows = [row for row in rows if row[1].is_file()]
-    structures = [Structure.from_dict(json.loads(path.read_text())) for _, path, _ in rows[:limit]]
-    return [row[0] for row in rows[:limit]], structures, np.array([row[2] for row in rows[:limit]]), len(rows)
 
 
 def backbone_rate(name: str, structures: list[Structure], kappa: np.ndarray, batch_size: int, epochs: int) -> float:
@@ -72,17 +53,13 @@ def backbone_rate(name: str, structures: list[Structure], kappa: np.ndarray, bat
     train, val = Part(materials, structures), Part(materials.head(batch_size), structures[:batch_size])
     module = KappaModule(net, TargetScaler.fit(kappa, "log10_kappa"), lr=1e-3, lr_decay_epochs=1000,
                          lr_min_factor=0.01, collapse_patience=None, loss="l1_log", grad_clip_norm=None)
-    timer = EpochTimer()
-    trainer = pl.Trainer(max_epochs=epochs + 1, accelerator="cpu", devices=1, logger=False, callbacks=[timer],
-                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                         num_sanity_val_steps=0, limit_val_batches=1)
-    trainer.fit(module, train.loader(net, batch_size, shuffle=True, seed=1), val.loader(net, batch_size))
-    return len(structures) / float(np.mean(timer.times[1:]))
+    return epoch_rate(module, train.loader(net, batch_size, shuffle=True, seed=1), val.loader(net, batch_size),
+                      len(structures), epochs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=[*SETS, "AFLOW"], default="Dataset1")
+    parser.add_argument("--set", choices=SETS, default="Dataset1")
     parser.add_argument("--limit", type=int, help="only the first N structures of the set (AFLOW: default 200)")
     parser.add_argument("--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES))
     parser.add_argument("--threads", type=int, default=1)

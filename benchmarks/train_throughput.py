@@ -76,21 +76,31 @@ def graph_set(rows: list[tuple[str, Structure, float]]) -> GraphSet:
     return graph_set_from_table(table)
 
 
+def mirror_structures(name: str, limit: int | None) -> tuple[list[str], list[Structure], np.ndarray, int]:
+    """Ids, structures and κ of the first ``limit`` materials of the mirror's ``name`` set (``Dataset1``,
+    ``Dataset2`` or ``AFLOW``), and how many the whole set has."""
+    if name == "AFLOW":
+        warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
+        labels = pd.read_csv(MIRROR / "aflow_agl" / "labels.csv")
+        head = labels.head(limit)
+        structures = [Structure.from_file(MIRROR / "aflow_agl" / "cif" / f"{entry}.cif") for entry in head.entry]
+        return list(head.entry), structures, head.agl_thermal_conductivity_300K.to_numpy(float), len(labels)
+    labels = pd.read_csv(MIRROR / "hq" / f"{name.lower()}.csv")
+    rows = [(mp_id, MIRROR / "mp" / "structures" / f"{mp_id}.json", kappa)
+            for mp_id, kappa in zip(labels.mp_id, labels.ltc_wmk)]
+    rows = [row for row in rows if row[1].is_file()]
+    structures = [Structure.from_dict(json.loads(path.read_text())) for _, path, _ in rows[:limit]]
+    return [row[0] for row in rows[:limit]], structures, np.array([row[2] for row in rows[:limit]]), len(rows)
+
+
 def aflow_set(n: int) -> GraphSet:
-    warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
-    labels = pd.read_csv(MIRROR / "aflow_agl" / "labels.csv").head(n)
-    return graph_set([(e, Structure.from_file(MIRROR / "aflow_agl" / "cif" / f"{e}.cif"), float(k))
-                      for e, k in zip(labels.entry, labels.agl_thermal_conductivity_300K)])
+    ids, structures, kappa, _ = mirror_structures("AFLOW", n)
+    return graph_set(list(zip(ids, structures, kappa)))
 
 
 def dataset1_set() -> GraphSet:
-    labels = pd.read_csv(MIRROR / "hq" / "dataset1.csv")
-    rows = []
-    for mp_id, kappa in zip(labels.mp_id, labels.ltc_wmk):
-        path = MIRROR / "mp" / "structures" / f"{mp_id}.json"
-        if path.is_file():
-            rows.append((mp_id, Structure.from_dict(json.loads(path.read_text())), float(kappa)))
-    return graph_set(rows)
+    ids, structures, kappa, _ = mirror_structures("Dataset1", None)
+    return graph_set(list(zip(ids, structures, kappa)))
 
 
 def bare_loop(graphs: GraphSet, batch_size: int, epochs: int, profile: bool) -> float:
@@ -139,18 +149,25 @@ class EpochTimer(pl.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
+def epoch_rate(module: KappaModule, train_loader, val_loader, n: int, epochs: int) -> float:
+    """Structures/s of the training part of each epoch when Lightning fits ``module`` on ``n`` structures for a
+    warm-up epoch and ``epochs`` timed ones (validation: ``val_loader``'s first batch)."""
+    timer = EpochTimer()
+    trainer = pl.Trainer(max_epochs=epochs + 1, accelerator="cpu", devices=1, logger=False, callbacks=[timer],
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         num_sanity_val_steps=0, limit_val_batches=1)
+    trainer.fit(module, train_loader, val_loader)
+    return n / float(np.mean(timer.times[1:]))  # first epoch is warm-up
+
+
 def lightning_loop(graphs: GraphSet, batch_size: int, epochs: int) -> float:
     """Structures/s of the training part of each epoch in kappaflow's Lightning loop."""
     pl.seed_everything(1, verbose=False)
     module = KappaModule(build_kappanet(PRETRAINED), TargetScaler.fit(graphs.targets, "log10_kappa_plus_1"),
                          lr=1e-3, lr_decay_epochs=1000, lr_min_factor=0.01, collapse_patience=None,
                          loss="mape_kappa", grad_clip_norm=None)
-    timer = EpochTimer()
-    trainer = pl.Trainer(max_epochs=epochs + 1, accelerator="cpu", devices=1, logger=False, callbacks=[timer],
-                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                         num_sanity_val_steps=0, limit_val_batches=1)
-    trainer.fit(module, GraphLoader(graphs, batch_size, shuffle=True, seed=1), GraphLoader(graphs.subset(np.arange(8)), 8))
-    return len(graphs) / float(np.mean(timer.times[1:]))  # first epoch is warm-up
+    return epoch_rate(module, GraphLoader(graphs, batch_size, shuffle=True, seed=1),
+                      GraphLoader(graphs.subset(np.arange(8)), 8), len(graphs), epochs)
 
 
 #: Graphs per set and the 80/20 split: training structures per epoch of each run.
