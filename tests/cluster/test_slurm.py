@@ -236,7 +236,7 @@ def test_smoke_jobs_run_under_slurm(
         f"{len(remote_rules)} jobs ran remotely, {len(submitted)} submitted"
     )
     assert local_rules <= {r.name for r in workflow_rules.values() if r.local} | {"all"}
-    kinds = {"aflow_agl", "mp_structures", "validate", "featurize", "train_stage1", "train", "evaluate_run",
+    kinds = {"aflow_agl", "mp_structures", "validate", "featurize", "train", "evaluate_run",
              "finetune_backbone"}  # fmt: skip
     assert kinds <= {*remote_rules, *local_rules}, f"kinds of job not run: {sorted(kinds - {*remote_rules, *local_rules})}"
     assert all((workdir / target).is_file() for target in SLURM_TARGETS)

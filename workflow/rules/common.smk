@@ -182,8 +182,20 @@ def run_inputs(step, train_on, stage1_seed):
     if protocol.STEP_INIT[step] != "random":
         inputs["pretrained_state"] = f"{PRETRAINED}/state.pt"
     if step == "III":
-        inputs["stage1"] = f"{protocol.stage1_dir(stage1_seed)}/best.ckpt"
+        inputs["stage1"] = f"{stage1_run_dir(stage1_seed)}/best.ckpt"
     return inputs
+
+
+def stage1_run_dir(seed):
+    """Folder of the stage-1 run of ``seed`` (:func:`kappaflow.protocol.stage1_run_dir`)."""
+    return protocol.stage1_run_dir(seed, TRAINING["epochs"], TRAINING["stage1_epochs"])
+
+
+def stage1_benchmark(seed):
+    """Benchmark file of the job that trains the stage-1 run of ``seed`` (rule train or train_stage1)."""
+    if stage1_run_dir(seed) == protocol.stage1_dir(seed):
+        return f"logs/benchmarks/train_stage1/run{seed}.tsv"
+    return f"logs/benchmarks/train/stepII_AFLOW_run{seed}.tsv"
 
 
 def train_inputs(wildcards):
@@ -337,7 +349,7 @@ def results_benchmarks():
     names = [f"step{step}_{train_on}_run{seed}" for step, train_on, seed in runs]
     files = [f"logs/benchmarks/{rule}/{name}.tsv" for rule in ("train", "evaluate_run") for name in names]
     if "III" in TRAINING["steps"]:
-        files += [f"logs/benchmarks/train_stage1/run{seed}.tsv" for seed in TRAINING["seeds"]]
+        files += [stage1_benchmark(seed) for seed in TRAINING["seeds"]]
     files += [
         f"logs/benchmarks/{rule}/{key}.tsv" for rule in ("validate", "featurize") for key in GRAPH_DATASETS
     ]
@@ -364,7 +376,7 @@ def results_benchmarks():
             for step, train_on, fold in HELDOUT_FOLDS
             for seed in HELDOUT["seeds"]
         ]
-    return files
+    return list(dict.fromkeys(files))  # a stage-1 run may be a configured step-II run on AFLOW
 
 
 def evaluate_targets():

@@ -2,8 +2,10 @@
 #
 # Outputs per run: results/models/step{step}/{train_on}/run{seed}/ (best.ckpt, metrics.csv, run.json,
 # features.parquet: the learned representation of every material of the training set, for the domain)
-# and, for step III, the shared stage-1 runs results/models/stage1/aflow/run{seed}/. Evaluating a run on
-# the test sets is its own job (rule evaluate_run, evaluate.smk), so adding a test set never retrains.
+# and, for step III, the stage-1 run of each seed: the step-II run on AFLOW of that seed (the same run) when
+# training.stage1_epochs equals training.epochs, else its own run results/models/stage1/aflow/run{seed}/
+# (rule train_stage1). Evaluating a run on the test sets is its own job (rule evaluate_run, evaluate.smk),
+# so adding a test set never retrains.
 #
 # params hold exactly what a run's outputs depend on (its step, set, init, epochs and RUN_OPTIONS);
 # the seed is a wildcard, and execution settings (GPUs, threads) are resources, so adding a seed or

@@ -130,8 +130,18 @@ def run_dir(step: str, train_on: str, seed: int | str) -> str:
 
 
 def stage1_dir(seed: int | str) -> str:
-    """Folder of the stage-1 (AFLOW) run shared by every step-III run with this seed."""
+    """Folder of a stage-1 (AFLOW) run of its own (rule train_stage1), see :func:`stage1_run_dir`."""
     return f"results/models/stage1/aflow/run{seed}"
+
+
+def stage1_run_dir(seed: int | str, epochs: int, stage1_epochs: int) -> str:
+    """Folder of the stage-1 (AFLOW) run shared by every step-III run with this seed.
+
+    When stage 1 trains as many epochs as the other steps, it is the step-II run on AFLOW of that seed: the
+    same split, start (the pretrained backbone) and options, so the same run, trained once. Otherwise it is a
+    run of its own (:func:`stage1_dir`).
+    """
+    return run_dir("II", "AFLOW", seed) if stage1_epochs == epochs else stage1_dir(seed)
 
 
 #: Steps a backbone other than MEGNet is fine-tuned like (config ``model.finetune.steps``).
