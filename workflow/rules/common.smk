@@ -191,11 +191,16 @@ def stage1_run_dir(seed):
     return protocol.stage1_run_dir(seed, TRAINING["epochs"], TRAINING["stage1_epochs"])
 
 
+def run_benchmark(rule, step, train_on, seed):
+    """Benchmark file of one run's job of rule ``rule`` (train or evaluate_run)."""
+    return f"logs/benchmarks/{rule}/step{step}_{train_on}_run{seed}.tsv"
+
+
 def stage1_benchmark(seed):
     """Benchmark file of the job that trains the stage-1 run of ``seed`` (rule train or train_stage1)."""
     if stage1_run_dir(seed) == protocol.stage1_dir(seed):
         return f"logs/benchmarks/train_stage1/run{seed}.tsv"
-    return f"logs/benchmarks/train/stepII_AFLOW_run{seed}.tsv"
+    return run_benchmark("train", "II", "AFLOW", seed)
 
 
 def train_inputs(wildcards):
@@ -346,8 +351,7 @@ def results_config():
 def results_benchmarks():
     """Benchmarks of the jobs whose wall time results.md reports: data, graphs, training, evaluation."""
     runs = list(protocol.runs(TRAINING["steps"], TRAINING["train_sets"], TRAINING["seeds"]))
-    names = [f"step{step}_{train_on}_run{seed}" for step, train_on, seed in runs]
-    files = [f"logs/benchmarks/{rule}/{name}.tsv" for rule in ("train", "evaluate_run") for name in names]
+    files = [run_benchmark(rule, *run) for rule in ("train", "evaluate_run") for run in runs]
     if "III" in TRAINING["steps"]:
         files += [stage1_benchmark(seed) for seed in TRAINING["seeds"]]
     files += [
