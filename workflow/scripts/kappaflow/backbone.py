@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from matgl.layers._graph_convolution import MEGNetGraphConv
 from matgl.models import MEGNet
-from torch import Tensor, nn
+from torch import Tensor
 from torch_geometric.utils import scatter
 
 Aggregation = Literal["destination", "source"]
@@ -92,8 +92,3 @@ def load_pretrained_megnet(
     state = {key.removeprefix("model."): value for key, value in state.items()}
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
