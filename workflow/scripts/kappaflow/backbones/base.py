@@ -52,11 +52,12 @@ class Backbone(ABC):
 
     @abstractmethod
     def outputs(self, batch: Any) -> tuple[Tensor, Tensor]:
-        """Energies ``(b,)`` (the quantity of ``spec.reference``) and representations ``(b, representation_dim)``
-        of a :meth:`collate`\ d batch, from one pass, differentiable with respect to :attr:`module`'s parameters."""
+        """Energies ``(b,)`` (the quantity of ``spec.reference``) and representations
+        ``(b, representation_dim)`` of a batch made by :meth:`collate`, from one pass, differentiable with
+        respect to :attr:`module`'s parameters."""
 
     def embed(self, batch: Any) -> Tensor:
-        """Representations ``(b, representation_dim)`` of a :meth:`collate`\ d batch, with gradients."""
+        """Representations ``(b, representation_dim)`` of a batch made by :meth:`collate`, with gradients."""
         return self.outputs(batch)[1]
 
     def state_dict(self) -> dict[str, Tensor]:
