@@ -43,6 +43,20 @@ def test_failed_runs_are_left_out_of_the_pairs() -> None:
     assert paired.loc[("II", "III"), "n_pairs"] == 8 and paired.loc[("I", "II"), "n_pairs"] == 9
 
 
+def test_only_steps_trained_on_a_set_are_paired_and_a_set_whose_runs_all_failed_says_so() -> None:
+    frame = per_run_frame(shift_iii=0.0)
+    aflow = frame[frame.step != "III"].assign(train_on="AFLOW", test_on="AFLOW")  # stage 1: no step III
+    failed = frame.assign(train_on="MIX", test_on="MIX")
+    failed.loc[failed.step == "III", "status"] = "diverged"
+    paired = results_doc.paired_steps(pd.concat([frame, aflow, failed]))
+    paired = paired.set_index(["train_on", "earlier", "later"])
+    assert ("AFLOW", "I", "II") in paired.index and ("AFLOW", "II", "III") not in paired.index
+    assert paired.loc[("MIX", "II", "III"), "n_pairs"] == 0
+    sentence = results_doc.transfer_sentence(paired.reset_index())
+    assert "AFLOW" not in sentence and "MIX: no paired runs (no seed has an ok run of both steps)" in sentence
+    assert "nan" not in sentence
+
+
 def test_transfer_sentence_names_each_set() -> None:
     sentence = results_doc.transfer_sentence(results_doc.paired_steps(per_run_frame(shift_iii=-0.05)))
     assert sentence.startswith("Does two-stage transfer (step III) beat step II (paper protocol)? Dataset1: better (median III − II -0.050")

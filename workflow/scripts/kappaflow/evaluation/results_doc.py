@@ -33,17 +33,22 @@ SOFTWARE = ("torch", "matgl", "lightning", "pymatgen", "snakemake", "numpy", "pa
 
 def paired_steps(per_run: pd.DataFrame) -> pd.DataFrame:
     """Step comparisons on each training set's own test set, runs paired by ``run`` (seed, or fold and seed
-    on the held-out protocol; both ``ok``).
+    on the held-out protocol; both ``ok``), for the sets on which both steps were trained (step III is
+    never trained on AFLOW, its stage 1).
 
     Columns: ``train_on, earlier, later, n_pairs, median_diff`` (later − earlier MAPE; negative: later
     better), ``n_improved, p_wilcoxon`` (two-sided; NaN when every difference is 0 or nothing pairs).
     """
-    own = per_run[(per_run["train_on"] == per_run["test_on"]) & (per_run["status"] == "ok")]
-    wide = own.pivot_table(index=["train_on", "run"], columns="step", values="mape")
+    own = per_run[per_run["train_on"] == per_run["test_on"]]
+    trained = own.groupby("train_on")["step"].agg(set)
+    wide = own[own["status"] == "ok"].pivot_table(index=["train_on", "run"], columns="step", values="mape")
+    wide = wide.reindex(columns=sorted(set(own["step"])))
     rows = []
-    for train_on, part in wide.groupby(level="train_on", sort=False):
+    for train_on, steps in trained.items():
+        ok_sets = wide.index.get_level_values("train_on")
+        part = wide.xs(train_on, level="train_on") if train_on in ok_sets else wide.iloc[:0]
         for earlier, later in STEP_PAIRS:
-            if not {earlier, later} <= set(part.columns):
+            if not {earlier, later} <= steps:
                 continue
             pair = part[[earlier, later]].dropna()
             diff = (pair[later] - pair[earlier]).to_numpy(float)
@@ -72,6 +77,7 @@ def transfer_sentence(paired: pd.DataFrame, protocol: str = "paper protocol") ->
     parts = [
         f"{row.train_on}: {verdict(row)} (median III − II {row.median_diff:+.3f} MAPE over {row.n_pairs} "
         f"paired runs, III better in {row.n_improved}, Wilcoxon p = {row.p_wilcoxon:.2g})"
+        if row.n_pairs else f"{row.train_on}: no paired runs (no seed has an ok run of both steps)"
         for row in rows.itertuples(index=False)
     ]
     return f"Does two-stage transfer (step III) beat step II ({protocol})? " + "; ".join(parts) + "."
